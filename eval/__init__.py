@@ -1,0 +1,1 @@
+"""Evaluation, benchmarks and demos (run as `python -m eval.NAME`)."""

@@ -1,0 +1,22 @@
+"""llic_jax: LLIC (large receptive field transform coding) and friends in JAX/Flax."""
+
+from llic_jax.api import build_tables, init, reconstruct
+from llic_jax.coding.codec import compress, decompress
+from llic_jax.coding.container import BitstreamError
+from llic_jax.models import create_model, list_models
+from llic_jax.weights import load_weights, save_weights
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BitstreamError",
+    "build_tables",
+    "compress",
+    "create_model",
+    "decompress",
+    "init",
+    "list_models",
+    "load_weights",
+    "reconstruct",
+    "save_weights",
+]

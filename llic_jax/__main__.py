@@ -1,0 +1,7 @@
+"""`python -m llic_jax` runs the `llic` command line."""
+
+import sys
+
+from llic_jax.cli import main
+
+sys.exit(main())

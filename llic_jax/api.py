@@ -1,0 +1,61 @@
+"""The public functions of DESIGN.md §4 that are not coding: init, tables, eval forward."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["build_tables", "init", "reconstruct"]
+
+
+def init(model, rng: jax.Array, image_size: tuple[int, int] = (256, 256)) -> dict:
+    """Initialises the parameters of `model` → `{"params": ...}`.
+
+    Args:
+      model: a module from `create_model`.
+      rng: a `jax.random` key.
+      image_size: (H, W) of the dummy input; parameters do not depend on it.
+    """
+    h, w = image_size
+    multiple = model.pad_multiple
+    h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    params_rng, noise_rng = jax.random.split(rng)
+    x = jnp.zeros((1, h, w, 3), jnp.float32)
+    variables = model.init({"params": params_rng, "noise": noise_rng}, x)
+    return {"params": variables["params"]}
+
+
+def build_tables(model, variables: dict) -> dict:
+    """Adds the integer coding tables (`tables` collection) built from `params`.
+
+    Run once after training; the tables are saved with the weights and never rebuilt
+    at decode time.
+    """
+    from llic_jax.entropy import tables  # late import: the only path that needs TF
+
+    return {**variables, "tables": tables.build(model, variables["params"])}
+
+
+@functools.lru_cache(maxsize=16)
+def _eval_forward_fn(model):
+    return jax.jit(
+        lambda params, x: model.apply({"params": params}, x, method="eval_forward")
+    )
+
+
+def reconstruct(model, variables: dict, img: np.ndarray) -> tuple[np.ndarray, float]:
+    """Eval-mode forward without entropy coding.
+
+    Args:
+      img: uint8 [H, W, 3].
+
+    Returns:
+      (reconstruction uint8 [H, W, 3], estimated bits = Σ −log2 p over y and z).
+    """
+    from llic_jax.coding.codec import pad_image, to_uint8  # codec imports this module
+
+    x, (h, w) = pad_image(model, img)
+    x_hat, bits = _eval_forward_fn(model)(variables["params"], x)
+    total = float(np.asarray(bits["y"]).sum() + np.asarray(bits["z"]).sum())
+    return to_uint8(x_hat)[:h, :w], total

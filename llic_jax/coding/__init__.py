@@ -1,0 +1,1 @@
+"""Bitstream container and the compress/decompress pipeline."""

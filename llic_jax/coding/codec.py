@@ -1,0 +1,243 @@
+"""compress() / decompress(): images ↔ bitstreams through a model's stepwise latent codec.
+
+Encoder and decoder call the same jitted functions (one set per model, cached) for
+every quantity that decides a symbol: `hyper_synthesis`, `step_parameters` and
+`step_update` (models/base.py). The hyper-latent `z` is one range-coded stream under the
+factorized prior's tables (one row per channel); all coding steps of `y` are chained into
+a second stream under the Gaussian scale tables. The container (container.py) records
+the model, a fingerprint of the weights and tables, the original size and the padding,
+and a CRC32 of every quantised symbol; the decoder recomputes that CRC before it
+synthesises, so latents the encoder did not send (a corrupt stream, other weights, or
+floats that differ on another device) raise `BitstreamError` instead of returning a
+wrong image.
+
+Padding: the image is padded at the bottom and right by edge replication (`pad_mode` 0)
+to a multiple of `model.pad_multiple`; the decoder crops back to the original H×W.
+"""
+
+import dataclasses
+import functools
+import hashlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from llic_jax.coding import container
+from llic_jax.coding.container import BitstreamError
+from llic_jax.entropy import range_coder
+
+__all__ = ["Encoded", "compress", "decompress", "encode", "pad_image", "to_uint8"]
+
+PAD_REPLICATE = 0
+MAX_PIXELS = 1 << 27  # 134 M pixels: refuse headers that would allocate more
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoded:
+    """What the encoder knows: the stream and the reconstruction the decoder will give."""
+
+    blob: bytes
+    reconstruction: np.ndarray  # uint8 [H, W, 3]
+    symbols: list[np.ndarray]  # z, then y per coding step (int32, flattened)
+
+
+def as_rgb(img: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, 3]; gray [H, W] or [H, W, 1] is replicated, anything else refused."""
+    img = np.asarray(img)
+    if img.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got dtype {img.dtype}")
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3 or img.shape[-1] not in (1, 3):
+        raise ValueError(f"expected an RGB image [H, W, 3], got shape {img.shape}"
+                         + (" (RGBA: drop or flatten the alpha channel first)"
+                            if img.ndim == 3 and img.shape[-1] == 4 else ""))  # fmt: skip
+    if img.shape[0] < 1 or img.shape[1] < 1 or img.shape[0] * img.shape[1] > MAX_PIXELS:
+        raise ValueError(f"image size {img.shape[0]}x{img.shape[1]} is out of range")
+    return np.repeat(img, 3, axis=-1) if img.shape[-1] == 1 else img
+
+
+def padded_size(model, height: int, width: int) -> tuple[int, int]:
+    m = model.pad_multiple
+    return -(-height // m) * m, -(-width // m) * m
+
+
+def pad_image(model, img: np.ndarray) -> tuple[jax.Array, tuple[int, int]]:
+    """uint8 [H, W, 3] → (float32 [1, H', W', 3] in [0, 1], edge-padded; (H, W))."""
+    img = as_rgb(img)
+    h, w = img.shape[:2]
+    hp, wp = padded_size(model, h, w)
+    padded = np.pad(img, ((0, hp - h), (0, wp - w), (0, 0)), mode="edge")
+    return jnp.asarray(padded[None], jnp.float32) / 255.0, (h, w)
+
+
+def to_uint8(x_hat) -> np.ndarray:
+    """Converts float [1, H, W, 3] in [0, 1] to uint8 [H, W, 3], rounding on the host."""
+    return np.clip(np.rint(np.asarray(x_hat[0], np.float32) * 255.0), 0, 255).astype(
+        np.uint8
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _functions(model):
+    """The jitted pieces shared by encoder and decoder, compiled once per model."""
+
+    def method(name, **static):
+        fn = functools.partial(model.apply, method=name)
+        return jax.jit(
+            lambda params, *args, **kw: fn({"params": params}, *args, **kw),
+            static_argnames=tuple(static),
+        )
+
+    return {
+        "analysis": method("analysis"),
+        "hyper": method("hyper_synthesis"),
+        "step_parameters": method("step_parameters", step=None),
+        "step_update": method("step_update", step=None),
+        "synthesis": method("synthesis"),
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def _latent_shapes(model, hp: int, wp: int):
+    x = jax.ShapeDtypeStruct((1, hp, wp, 3), jnp.float32)
+    params = jax.eval_shape(
+        lambda x: model.init(
+            {"params": jax.random.key(0), "noise": jax.random.key(0)}, x
+        ),
+        x,
+    )["params"]
+    y, z = jax.eval_shape(
+        lambda p, x: model.apply({"params": p}, x, method="analysis"), params, x
+    )
+    return tuple(y.shape), tuple(z.shape)
+
+
+def fingerprint(variables) -> bytes:
+    """8-byte BLAKE2b digest of every parameter and table (names, dtypes, shapes, bytes)."""
+    from llic_jax.weights import flatten  # weights imports the models, not the codec
+
+    digest = hashlib.blake2b(digest_size=8)
+    for name, value in sorted(flatten(dict(variables)).items()):
+        value = np.ascontiguousarray(np.asarray(value))
+        digest.update(f"{name}:{value.dtype}:{value.shape};".encode())
+        digest.update(value.tobytes())
+    return digest.digest()
+
+
+def _tables(variables):
+    if "tables" not in variables:
+        raise ValueError(
+            "variables have no coding tables: call llic_jax.build_tables first"
+        )
+    return variables["tables"]
+
+
+def _z_index(z_shape) -> np.ndarray:
+    return np.broadcast_to(np.arange(z_shape[-1], dtype=np.int32), z_shape).ravel()
+
+
+def encode(model, variables, img: np.ndarray) -> Encoded:
+    """Compresses `img` (uint8 [H, W, 3]); also returns the encoder's reconstruction."""
+    tables = _tables(variables)
+    params = variables["params"]
+    fns = _functions(model)
+    x, (h, w) = pad_image(model, img)
+    y, z = (np.asarray(a) for a in fns["analysis"](params, x))
+
+    z_table = tables["z"]
+    z_symbols = np.rint(z).astype(np.int32)
+    index = _z_index(z.shape)
+    z_coder = range_coder.RangeEncoder(z_table["lookup"])
+    z_coder.encode(index, z_symbols.ravel() - z_table["offset"][index])
+    symbols = [z_symbols.ravel()]
+
+    y_table = tables["y"]
+    y_coder = range_coder.RangeEncoder(y_table["lookup"])
+    hyper = fns["hyper"](params, jnp.asarray(z_symbols, jnp.float32))
+    y_hat = jnp.zeros(y.shape, jnp.float32)
+    for step, mask in enumerate(model.coding_masks(y.shape[1:])):
+        index, mean = fns["step_parameters"](params, hyper, y_hat, step=step)
+        step_symbols = np.rint(y[0] - np.asarray(mean)[0]).astype(np.int32)[mask]
+        step_index = np.asarray(index)[0][mask]
+        y_coder.encode(step_index, step_symbols - y_table["offset"][step_index])
+        symbols.append(step_symbols)
+        full = np.zeros(y.shape, np.int32)
+        full[0][mask] = step_symbols
+        y_hat = fns["step_update"](params, hyper, y_hat, full, mean, step=step)
+    x_hat = fns["synthesis"](params, y_hat)
+
+    header = container.Header(  # pack() fills in the stream lengths
+        model_name=model.model_name,
+        fingerprint=fingerprint(variables),
+        height=h,
+        width=w,
+        padded_height=x.shape[1],
+        padded_width=x.shape[2],
+        pad_mode=PAD_REPLICATE,
+        symbols_crc32=container.symbols_crc32(symbols),
+    )
+    streams = [z_coder.finish(), y_coder.finish()]
+    blob = container.pack(header, streams)
+    return Encoded(blob, to_uint8(x_hat)[:h, :w], symbols)
+
+
+def compress(model, variables, img: np.ndarray) -> bytes:
+    """uint8 [H, W, 3] (gray is replicated to RGB) → bitstream bytes."""
+    return encode(model, variables, img).blob
+
+
+def decompress(model, variables, blob: bytes) -> np.ndarray:
+    """Bitstream → uint8 [H, W, 3].
+
+    Raises:
+      BitstreamError: the stream is malformed, truncated, corrupt, or was made by another
+        model or other weights.
+    """
+    header, streams = container.unpack(bytes(blob))
+    tables = _tables(variables)
+    if header.model_name != model.model_name:
+        raise BitstreamError(f"stream was made by model {header.model_name!r}, "
+                             f"not {model.model_name!r}")  # fmt: skip
+    if header.fingerprint != fingerprint(variables):
+        raise BitstreamError("stream was made with other weights or tables")
+    if (header.padded_height, header.padded_width) != padded_size(
+        model, header.height, header.width
+    ) or header.pad_mode != PAD_REPLICATE:
+        raise BitstreamError("padding in the header does not match the model")
+    if header.height * header.width > MAX_PIXELS:
+        raise BitstreamError("image size in the header is out of range")
+    if len(streams) != 2:
+        raise BitstreamError(f"expected 2 streams, found {len(streams)}")
+
+    params = variables["params"]
+    fns = _functions(model)
+    y_shape, z_shape = _latent_shapes(model, header.padded_height, header.padded_width)
+
+    z_table = tables["z"]
+    index = _z_index(z_shape)
+    z_coder = range_coder.RangeDecoder(streams[0], z_table["lookup"])
+    z_symbols = z_coder.decode(index) + z_table["offset"][index]
+    symbols = [z_symbols]
+
+    y_table = tables["y"]
+    y_coder = range_coder.RangeDecoder(streams[1], y_table["lookup"])
+    hyper = fns["hyper"](params, jnp.asarray(z_symbols.reshape(z_shape), jnp.float32))
+    y_hat = jnp.zeros(y_shape, jnp.float32)
+    for step, mask in enumerate(model.coding_masks(y_shape[1:])):
+        index, mean = fns["step_parameters"](params, hyper, y_hat, step=step)
+        step_index = np.asarray(index)[0][mask]
+        step_symbols = y_coder.decode(step_index) + y_table["offset"][step_index]
+        symbols.append(step_symbols)
+        full = np.zeros(y_shape, np.int32)
+        full[0][mask] = step_symbols
+        y_hat = fns["step_update"](params, hyper, y_hat, full, mean, step=step)
+
+    if not (z_coder.finish() and y_coder.finish()):
+        raise BitstreamError("range decoder did not end cleanly: stream is corrupt")
+    if container.symbols_crc32(symbols) != header.symbols_crc32:
+        raise BitstreamError("decoded symbols fail the CRC check: stream is corrupt, or "
+                             "was encoded on a device whose arithmetic differs")  # fmt: skip
+    x_hat = fns["synthesis"](params, y_hat)
+    return to_uint8(x_hat)[: header.height, : header.width]

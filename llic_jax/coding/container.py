@@ -1,0 +1,343 @@
+"""Versioned bitstream container of llic_jax (the ``.llic`` file format).
+
+A container holds everything a decoder needs besides the model weights: which model made
+it, a fingerprint of the weights and coding tables it was made with, the original and the
+padded image size, the padding mode, a CRC32 of the quantised latent symbols and one or
+more range-coded streams.
+
+Layout of format version 1 (all integers big-endian, ``struct`` codes in brackets)::
+
+    offset  size  field
+    0       4     magic b"LLIC"
+    4       1     format version = 1                          [B]
+    5       1     n = length of the model name in bytes, 1..64 [B]
+    6       n     model name, UTF-8
+    6+n     8     fingerprint (hash of weights + tables, computed by the caller)
+    14+n    2+2   height, width of the original image, 1..65535 [HH]
+    18+n    4+4   padded height, padded width, original..original+1024 and
+                  at most 65535+1024                          [II]
+    26+n    1     pad mode: 0 = replicate (edge), 1 = zero    [B]
+    27+n    4     CRC32 of the quantised latent symbols       [I]
+    31+n    1     k = number of streams, 1..16                [B]
+    32+n    4k    length of each stream in bytes              [k*I]
+    32+n+4k 4     CRC32 of all the bytes above, magic included [I]
+    36+n+4k       the k streams, concatenated; nothing may follow them
+
+The header CRC is checked before any other field is interpreted, so a corrupted header is
+reported as such, and nothing is ever sliced or allocated from a number that has not been
+validated: the stream lengths must add up to exactly the bytes that follow the header.
+The payloads carry no checksum of their own (a range coder has no redundancy to check);
+the symbol CRC lets the decoder detect a corrupted payload after entropy decoding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "MAX_MODEL_NAME_BYTES",
+    "MAX_PADDING",
+    "MAX_SIDE",
+    "MAX_STREAMS",
+    "PAD_REPLICATE",
+    "PAD_ZERO",
+    "BitstreamError",
+    "Header",
+    "pack",
+    "symbols_crc32",
+    "unpack",
+]
+
+MAGIC = b"LLIC"
+FORMAT_VERSION = 1
+MAX_MODEL_NAME_BYTES = 64
+MAX_SIDE = 65535
+# Padding to the model's multiple (64 for four stride-2 stages and a stride-4 hyperprior)
+# never comes close to this; the bound only stops hostile headers claiming huge sizes.
+MAX_PADDING = 1024
+MAX_STREAMS = 16
+PAD_REPLICATE = 0
+PAD_ZERO = 1
+
+_PREFIX = struct.Struct(">4sBB")  # magic, version, name length
+_FIXED = struct.Struct(">8sHHIIBIB")  # fingerprint .. number of streams
+_U32 = struct.Struct(">I")
+_MIN_SIZE = _PREFIX.size + 1 + _FIXED.size + 4 + _U32.size  # one-byte name, one stream
+
+
+class BitstreamError(ValueError):
+    """A byte string is not a valid llic_jax bitstream (truncated, corrupt or foreign).
+
+    Re-exported as ``llic_jax.BitstreamError``. The message is one short lowercase line
+    suitable for a command-line error report.
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class Header:
+    """Everything a container stores besides the payload streams.
+
+    Attributes:
+        model_name: Registry name of the model, at most 64 bytes of UTF-8, not empty.
+        fingerprint: Exactly 8 bytes identifying the weights and coding tables used
+            (the caller hashes them); a decoder compares it with its own.
+        height: Height of the original image, 1…65535.
+        width: Width of the original image, 1…65535.
+        padded_height: Height after padding to the model's multiple, between ``height``
+            and ``height + 1024``.
+        padded_width: Width after padding, between ``width`` and ``width + 1024``.
+        pad_mode: ``PAD_REPLICATE`` (0, edge replication) or ``PAD_ZERO`` (1).
+        symbols_crc32: CRC32 of the quantised latent symbols (see :func:`symbols_crc32`).
+        stream_lengths: Byte length of each payload stream, 1…16 of them. May be left
+            empty when packing: :func:`pack` then fills in the lengths of the streams
+            it is given. :func:`unpack` always returns it filled.
+
+    Raises:
+        ValueError: On construction, if any field is out of range.
+    """
+
+    model_name: str
+    fingerprint: bytes
+    height: int
+    width: int
+    padded_height: int
+    padded_width: int
+    pad_mode: int
+    symbols_crc32: int
+    stream_lengths: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        problem = _header_problem(self, allow_no_streams=True)
+        if problem is not None:
+            raise ValueError(f"invalid container header: {problem}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _header_problem(header: Header, allow_no_streams: bool) -> str | None:
+    """Returns why ``header`` cannot be stored, or None if it can.
+
+    Shared by ``Header`` (ValueError) and ``unpack`` (BitstreamError) so that a header
+    that unpacks is exactly a header that packs.
+    """
+    if not isinstance(header.model_name, str):
+        return "model name is not a string"
+    try:
+        name = header.model_name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "model name is not valid utf-8"
+    if not 1 <= len(name) <= MAX_MODEL_NAME_BYTES:
+        return f"model name must be 1..{MAX_MODEL_NAME_BYTES} utf-8 bytes"
+    if not isinstance(header.fingerprint, bytes) or len(header.fingerprint) != 8:
+        return "fingerprint must be exactly 8 bytes"
+    ints = (
+        header.height,
+        header.width,
+        header.padded_height,
+        header.padded_width,
+        header.pad_mode,
+        header.symbols_crc32,
+    )
+    if not all(_is_int(v) for v in ints):
+        return "sizes, pad mode and crc must be integers"
+    for name_, size in (("height", header.height), ("width", header.width)):
+        if not 1 <= size <= MAX_SIDE:
+            return f"{name_} {size} out of range 1..{MAX_SIDE}"
+    for name_, padded, size in (
+        ("padded height", header.padded_height, header.height),
+        ("padded width", header.padded_width, header.width),
+    ):
+        if padded < size:
+            return f"{name_} {padded} is smaller than the image ({size})"
+        if padded > size + MAX_PADDING:
+            return (
+                f"{name_} {padded} exceeds the image ({size}) by more than {MAX_PADDING}"
+            )
+    if header.pad_mode not in (PAD_REPLICATE, PAD_ZERO):
+        return f"unknown pad mode {header.pad_mode}"
+    if not 0 <= header.symbols_crc32 <= 0xFFFFFFFF:
+        return "symbol crc32 out of range"
+    lengths = header.stream_lengths
+    if not isinstance(lengths, tuple) or not all(_is_int(n) for n in lengths):
+        return "stream lengths must be a tuple of integers"
+    if not lengths and allow_no_streams:
+        return None
+    if not 1 <= len(lengths) <= MAX_STREAMS:
+        return f"stream count {len(lengths)} out of range 1..{MAX_STREAMS}"
+    if any(not 0 <= n <= 0xFFFFFFFF for n in lengths):
+        return "stream length out of range"
+    return None
+
+
+def pack(header: Header, streams: Sequence[bytes]) -> bytes:
+    """Serialises a header and its payload streams into one container.
+
+    Args:
+        header: The header. Its ``stream_lengths`` must either be empty (filled in from
+            ``streams``) or equal the lengths of ``streams``.
+        streams: 1…16 byte strings (range-coder outputs), in the order the decoder reads
+            them.
+
+    Returns:
+        The container bytes (format version 1, see the module docstring).
+
+    Raises:
+        ValueError: If the header is invalid, the streams are not bytes, their number is
+            out of range or their lengths disagree with ``header.stream_lengths``.
+    """
+    streams = list(streams)
+    if not all(isinstance(s, (bytes, bytearray, memoryview)) for s in streams):
+        raise ValueError("streams must be bytes")
+    lengths = tuple(len(s) for s in streams)
+    if header.stream_lengths and header.stream_lengths != lengths:
+        raise ValueError(
+            f"header stream lengths {header.stream_lengths} do not match the streams "
+            f"{lengths}"
+        )
+    header = dataclasses.replace(header, stream_lengths=lengths)
+    problem = _header_problem(header, allow_no_streams=False)
+    if problem is not None:
+        raise ValueError(f"invalid container header: {problem}")
+    name = header.model_name.encode("utf-8")
+    head = b"".join(
+        [
+            _PREFIX.pack(MAGIC, FORMAT_VERSION, len(name)),
+            name,
+            _FIXED.pack(
+                header.fingerprint,
+                header.height,
+                header.width,
+                header.padded_height,
+                header.padded_width,
+                header.pad_mode,
+                header.symbols_crc32,
+                len(lengths),
+            ),
+            struct.pack(f">{len(lengths)}I", *lengths),
+        ]
+    )
+    return b"".join([head, _U32.pack(zlib.crc32(head)), *map(bytes, streams)])
+
+
+def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
+    """Parses and fully validates a container.
+
+    Args:
+        blob: The container bytes, e.g. the whole content of a ``.llic`` file.
+
+    Returns:
+        The header (with ``stream_lengths`` filled) and the list of payload streams.
+
+    Raises:
+        BitstreamError: For any malformed input, with a one-line reason. No other
+            exception type escapes (except for non-bytes-like input, a TypeError), and
+            nothing is allocated from a header number before it has been validated.
+    """
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        raise TypeError(f"expected bytes, got {type(blob).__name__}")
+    data = memoryview(blob).cast("B")
+    if len(data) < _MIN_SIZE:
+        raise BitstreamError(f"bitstream too short ({len(data)} bytes)")
+    magic, version, name_len = _PREFIX.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise BitstreamError("not an llic bitstream (bad magic)")
+    if version != FORMAT_VERSION:
+        raise BitstreamError(f"unsupported bitstream format version {version}")
+    if not 1 <= name_len <= MAX_MODEL_NAME_BYTES:
+        raise BitstreamError(f"bad model name length {name_len}")
+    fixed_at = _PREFIX.size + name_len
+    count_at = fixed_at + _FIXED.size - 1
+    if len(data) <= count_at:
+        raise BitstreamError("bitstream too short for its header")
+    n_streams = data[count_at]
+    if not 1 <= n_streams <= MAX_STREAMS:
+        raise BitstreamError(f"stream count {n_streams} out of range 1..{MAX_STREAMS}")
+    crc_at = count_at + 1 + 4 * n_streams
+    payload_at = crc_at + _U32.size
+    if len(data) < payload_at:
+        raise BitstreamError("bitstream too short for its header")
+    # The CRC is checked before any field is trusted, so a flipped bit anywhere in the
+    # header is reported as corruption rather than as some odd field value.
+    (stored_crc,) = _U32.unpack_from(data, crc_at)
+    if zlib.crc32(data[:crc_at]) != stored_crc:
+        raise BitstreamError("header checksum mismatch (corrupt bitstream)")
+    try:
+        name = bytes(data[_PREFIX.size : fixed_at]).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BitstreamError("model name is not valid utf-8") from None
+    fingerprint, height, width, padded_h, padded_w, pad_mode, sym_crc, _ = (
+        _FIXED.unpack_from(data, fixed_at)
+    )
+    lengths = struct.unpack_from(f">{n_streams}I", data, count_at + 1)
+    available = len(data) - payload_at
+    total = sum(lengths)
+    if total > available:
+        raise BitstreamError(
+            f"bitstream truncated: streams need {total} bytes, {available} present"
+        )
+    if total < available:
+        raise BitstreamError(
+            f"trailing garbage: {available - total} bytes after the streams"
+        )
+    fields = dict(
+        model_name=name,
+        fingerprint=fingerprint,
+        height=height,
+        width=width,
+        padded_height=padded_h,
+        padded_width=padded_w,
+        pad_mode=pad_mode,
+        symbols_crc32=sym_crc,
+        stream_lengths=lengths,
+    )
+    # object.__new__ skips __post_init__ so the shared check can raise our own type.
+    header = object.__new__(Header)
+    for key, value in fields.items():
+        object.__setattr__(header, key, value)
+    problem = _header_problem(header, allow_no_streams=False)
+    if problem is not None:
+        raise BitstreamError(problem)
+    streams = []
+    at = payload_at
+    for n in lengths:
+        streams.append(bytes(data[at : at + n]))
+        at += n
+    return header, streams
+
+
+def symbols_crc32(arrays: Sequence[np.ndarray]) -> int:
+    """CRC32 of integer symbol arrays, as stored in :attr:`Header.symbols_crc32`.
+
+    Each array is taken as int32 little-endian in C order and the CRCs are chained
+    (``zlib.crc32(bytes, previous)``), so the result depends on the order, values and
+    sizes of the arrays but not on how they are shaped.
+
+    Args:
+        arrays: Integer arrays (any shape) whose values fit in int32.
+
+    Returns:
+        The CRC32 as an unsigned integer in [0, 2**32).
+
+    Raises:
+        ValueError: If an array is not integer-typed or has values outside int32.
+    """
+    crc = 0
+    for a in arrays:
+        a = np.asarray(a)
+        if a.dtype.kind not in "iu":
+            raise ValueError(f"symbols must be integers, got dtype {a.dtype}")
+        if a.dtype.itemsize > 4 or a.dtype == np.uint32:
+            info = np.iinfo(np.int32)
+            if a.size and (a.min() < info.min or a.max() > info.max):
+                raise ValueError("symbol values do not fit in int32")
+        crc = zlib.crc32(np.ascontiguousarray(a, dtype="<i4").data, crc)
+    return crc

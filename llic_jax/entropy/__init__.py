@@ -1,0 +1,1 @@
+"""Entropy models, coding tables and the range coder."""

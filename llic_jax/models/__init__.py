@@ -1,0 +1,18 @@
+"""Models: transform pairs with their latent codecs, looked up by registry name."""
+
+from llic_jax.models.base import CompressionModel
+from llic_jax.models.hyperprior import MeanScaleHyperprior, ScaleHyperprior
+from llic_jax.models.registry import create_model, list_models, model_config, register
+
+register("bmshj2018-hyperprior", ScaleHyperprior, N=128, M=192)
+register("mbt2018-mean", MeanScaleHyperprior, N=128, M=192)
+
+__all__ = [
+    "CompressionModel",
+    "MeanScaleHyperprior",
+    "ScaleHyperprior",
+    "create_model",
+    "list_models",
+    "model_config",
+    "register",
+]

@@ -1,0 +1,96 @@
+"""The contract every model of the registry fulfils: transforms plus a stepwise latent codec.
+
+A model codes an image as (1) the hyper-latent `z`, integers under a factorized prior,
+then (2) the latent `y` in one or more *coding steps*. Step k covers a fixed set of latent
+positions (a static boolean mask: all of `y` for a hyperprior, one channel slice for a
+channel-autoregressive model, one checkerboard half of one group for ELIC). For each step
+the model predicts, from `z` and the part of `y` decoded so far, an integer scale-table
+index and a mean per element; the symbol is `round(y - mean)`.
+
+`step_parameters` and `step_update` are the only functions whose floats decide symbols or
+reconstructions, and the encoder and the decoder run the very same jitted versions of
+them (coding/codec.py), so both sides see the same bits. The eval-mode forward
+(`eval_forward`) runs the same steps in one traced function, which makes the estimated
+rate the rate the coder spends (up to CDF quantisation and escapes).
+
+Input convention: images are float32 NHWC in [0, 1]; heights and widths a multiple of
+`pad_multiple` (the codec pads).
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from llic_jax.entropy.gaussian import symbol_bits
+
+__all__ = ["CompressionModel"]
+
+
+class CompressionModel(nn.Module):
+    """Base class; subclasses define the transforms and the per-step predictions.
+
+    Subclasses provide `entropy_bottleneck` (a `DeepFactorized`) and implement
+    `analysis`, `hyper_synthesis`, `synthesis`, `step_parameters` and `__call__`
+    (the training forward); they override `coding_masks` and `step_update` when they
+    code `y` in more than one step.
+    """
+
+    model_name: str = ""  # the registry key; set by `create_model`
+
+    # Total down-sampling of the image to z: inputs are padded to a multiple of it.
+    pad_multiple = 64
+    latent_stride = 16
+
+    def analysis(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Maps x [B, H, W, 3] to (y [B, H/16, W/16, M], z [B, H/64, W/64, Cz])."""
+        raise NotImplementedError
+
+    def hyper_synthesis(self, z_hat: jax.Array):
+        """Integer-valued z_hat → the hyper features the coding steps condition on."""
+        raise NotImplementedError
+
+    def synthesis(self, y_hat: jax.Array) -> jax.Array:
+        """y_hat → x_hat [B, H, W, 3], float, not clipped."""
+        raise NotImplementedError
+
+    def step_parameters(self, hyper, y_hat: jax.Array, step: int):
+        """(scale index int32, mean float32), both shaped like y, for coding step `step`.
+
+        `y_hat` holds the latents of the earlier steps and zeros elsewhere.
+        """
+        raise NotImplementedError
+
+    def step_update(self, hyper, y_hat, symbols, mean, step: int) -> jax.Array:
+        """Writes the reconstruction of step `step` into `y_hat`.
+
+        `symbols` (int32, shaped like y) is valid on this step's mask and 0 elsewhere.
+        """
+        del hyper
+        mask = jnp.asarray(self.coding_masks(y_hat.shape[1:])[step])
+        return jnp.where(mask, symbols.astype(y_hat.dtype) + mean, y_hat)
+
+    @nn.nowrap
+    def coding_masks(self, latent_shape: tuple[int, int, int]) -> tuple[np.ndarray, ...]:
+        """Static boolean masks over [h, w, M], one per coding step; they partition y."""
+        return (np.ones(latent_shape, dtype=bool),)
+
+    def eval_forward(self, x: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Eval mode: hard rounding, the coder's own steps, table-snapped scales.
+
+        Returns:
+          (x_hat [B, H, W, 3] float, {"y": bits [B], "z": bits [B]}).
+        """
+        y, z = self.analysis(x)
+        z_hat = jnp.round(z)
+        bits_z = self.entropy_bottleneck.bits(z_hat).sum(axis=(1, 2, 3))
+        hyper = self.hyper_synthesis(z_hat)
+        y_hat = jnp.zeros_like(y)
+        bits_y = jnp.zeros(y.shape[0], y.dtype)
+        for step, mask in enumerate(self.coding_masks(y.shape[1:])):
+            index, mean = self.step_parameters(hyper, y_hat, step)
+            symbols = jnp.where(mask, jnp.round(y - mean), 0).astype(jnp.int32)
+            bits = jnp.where(mask, symbol_bits(symbols, index), 0.0)
+            bits_y = bits_y + bits.sum(axis=(1, 2, 3))
+            y_hat = self.step_update(hyper, y_hat, symbols, mean, step)
+        return self.synthesis(y_hat), {"y": bits_y, "z": bits_z}

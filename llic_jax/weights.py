@@ -1,0 +1,182 @@
+"""One self-describing weights file: safetensors tensors + the model's JSON config.
+
+Layout: every leaf of `variables` is a tensor named by its path joined with "/"
+(`params/g_a/layers_0/kernel`, `tables/z/lookup`); the safetensors metadata holds
+`{"format": "llic-weights", "version": "1", "model": <model_config JSON>, …}`. Loading
+rebuilds the model from the registry and checks every tensor name, shape and dtype
+against a fresh `init`, so a file from another model or version fails loudly.
+Writes go to a temporary file that is renamed into place.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from llic_jax.models import create_model, model_config
+
+__all__ = [
+    "WeightsError",
+    "bundled_path",
+    "flatten",
+    "load_weights",
+    "save_weights",
+    "unflatten",
+]
+
+_FORMAT = "llic-weights"
+_VERSION = "1"
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be read, or that does not fit its model."""
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
+    """Nested dict of arrays → {"a/b/c": leaf}."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) or hasattr(value, "items"):
+            flat.update(flatten(dict(value), name + "/"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Inverse of `flatten`."""
+    tree: dict[str, Any] = {}
+    for name, value in flat.items():
+        *parents, leaf = name.split("/")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def save_weights(
+    path: str | os.PathLike,
+    model,
+    variables,
+    extra: dict[str, str] | None = None,
+    param_dtype: str | None = None,
+) -> None:
+    """Writes `variables` of `model` to `path` atomically (temp file, then rename).
+
+    Args:
+      path: destination `.safetensors` file.
+      model: a module from `create_model`.
+      variables: `{"params": ..., "tables": ...}` (tables optional).
+      extra: more string metadata to store (training λ, steps, …).
+      param_dtype: store parameters in this float dtype (e.g. "float16" to halve the
+        file); loading casts back to float32. Build the tables from the cast values.
+    """
+    path = Path(path)
+    metadata = {
+        "format": _FORMAT,
+        "version": _VERSION,
+        "model": json.dumps(model_config(model)),
+        **(extra or {}),
+    }
+    tensors = {}
+    for name, value in flatten(dict(variables)).items():
+        value = np.asarray(value)
+        if param_dtype and name.startswith("params/"):
+            value = value.astype(param_dtype)
+        tensors[name] = np.ascontiguousarray(value)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata dict of a weights file (raises WeightsError if it is not one)."""
+    try:
+        with open(path, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            if not 0 < header_len < 100_000_000:
+                raise WeightsError(f"{path}: not a safetensors file")
+            header = json.loads(f.read(header_len))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WeightsError(f"{path}: cannot read weights ({e})") from None
+    metadata = header.get("__metadata__") or {}
+    if metadata.get("format") != _FORMAT:
+        raise WeightsError(f"{path}: not an llic_jax weights file")
+    if metadata.get("version") != _VERSION:
+        raise WeightsError(f"{path}: weights format version {metadata.get('version')!r}")
+    return metadata
+
+
+# The bundled default models, by quality index (DESIGN.md §5); see docs for training.
+BUNDLED = {4: "mbt2018-mean-q4.safetensors"}
+DEFAULT_QUALITY = 4
+
+
+def bundled_path(quality: int | None = None) -> Path:
+    """Path of the bundled weights for `quality` (None: the default quality)."""
+    quality = DEFAULT_QUALITY if quality is None else quality
+    if quality not in BUNDLED:
+        raise WeightsError(
+            f"no bundled model of quality {quality}; have {sorted(BUNDLED)}"
+        )
+    return Path(__file__).parent / "assets" / BUNDLED[quality]
+
+
+def load_weights(path: str | os.PathLike | None = None, *, quality: int | None = None):
+    """Reads a weights file → (model, variables), checked against the model's init.
+
+    Args:
+      path: a file written by `save_weights`; None loads the bundled default model.
+      quality: with `path=None`, which bundled model (default: the middle one).
+
+    Raises:
+      WeightsError: unreadable file, unknown model, or tensors that do not fit.
+    """
+    if path is None:
+        path = bundled_path(quality)
+    metadata = read_metadata(path)
+    try:
+        config = json.loads(metadata["model"])
+        model = create_model(config["name"], **config["options"])
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
+        raise WeightsError(f"{path}: bad model description ({e})") from None
+    try:
+        flat = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types
+        raise WeightsError(f"{path}: cannot read tensors ({e})") from None
+    expected = flatten(_param_shapes(model))
+    got = {k: v for k, v in flat.items() if k.startswith("params/")}
+    if set(got) != set(expected):
+        missing = sorted(set(expected) - set(got))[:3]
+        surplus = sorted(set(got) - set(expected))[:3]
+        raise WeightsError(f"{path}: parameters do not fit {config['name']} "
+                           f"(missing {missing}, unexpected {surplus})")  # fmt: skip
+    for name, spec in expected.items():
+        if got[name].shape != spec.shape:
+            raise WeightsError(
+                f"{path}: {name} has shape {got[name].shape}, expected {spec.shape}"
+            )
+        if not np.issubdtype(got[name].dtype, np.floating):
+            raise WeightsError(f"{path}: {name} has dtype {got[name].dtype}")
+        # Files may store parameters in float16 (the bundled models do); compute in float32.
+        flat[name] = got[name].astype(spec.dtype)
+    return model, unflatten(flat)
+
+
+def _param_shapes(model):
+    from llic_jax.api import init  # late import: api imports this module
+
+    shapes = jax.eval_shape(lambda: init(model, jax.random.key(0), (64, 64)))
+    return {"params": shapes["params"]}

@@ -1,0 +1,241 @@
+"""Tests of llic_jax.coding.container (the versioned .llic bitstream container)."""
+
+import dataclasses
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from llic_jax.coding import container
+from llic_jax.coding.container import BitstreamError, Header, pack, unpack
+
+HEADER = Header(
+    model_name="llic-elic",
+    fingerprint=b"\x01\x23\x45\x67\x89\xab\xcd\xef",
+    height=500,
+    width=333,
+    padded_height=512,
+    padded_width=384,
+    pad_mode=container.PAD_REPLICATE,
+    symbols_crc32=0xDEADBEEF,
+)
+STREAMS = [b"hyper-latent stream", b"", b"\x00\xff" * 40, b"last"]
+
+
+def _raw(
+    name=b"llic-elic",
+    version=1,
+    name_len=None,
+    fingerprint=b"12345678",
+    sizes=(500, 333, 512, 384),
+    pad_mode=0,
+    sym_crc=7,
+    lengths=(3,),
+    count=None,
+    payload=b"abc",
+    magic=b"LLIC",
+):
+    """A container written field by field from the spec, with a valid header CRC."""
+    lengths = tuple(lengths)
+    head = (
+        magic
+        + struct.pack(">BB", version, len(name) if name_len is None else name_len)
+        + name
+        + fingerprint
+        + struct.pack(">HHII", *sizes)
+        + struct.pack(">BIB", pad_mode, sym_crc, len(lengths) if count is None else count)
+        + struct.pack(f">{len(lengths)}I", *lengths)
+    )
+    return head + struct.pack(">I", zlib.crc32(head)) + payload
+
+
+def test_round_trip():
+    blob = pack(HEADER, STREAMS)
+    header, streams = unpack(blob)
+    assert streams == STREAMS
+    assert header == dataclasses.replace(HEADER, stream_lengths=(19, 0, 80, 4))
+    assert len(blob) == 36 + len("llic-elic") + 4 * len(STREAMS) + sum(map(len, STREAMS))
+
+
+def test_pack_matches_the_documented_layout():
+    assert pack(HEADER, [b"abc"]) == _raw(
+        fingerprint=HEADER.fingerprint, sym_crc=0xDEADBEEF
+    )
+
+
+def test_pack_checks_given_stream_lengths():
+    header = dataclasses.replace(HEADER, stream_lengths=(3,))
+    assert unpack(pack(header, [b"abc"]))[1] == [b"abc"]
+    with pytest.raises(ValueError, match="do not match"):
+        pack(header, [b"abcd"])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(model_name=""),
+        dict(model_name="x" * 65),
+        dict(model_name="é" * 33),  # 66 bytes of UTF-8
+        dict(model_name="\udcff"),  # lone surrogate: not encodable
+        dict(fingerprint=b"1234567"),
+        dict(fingerprint="12345678"),
+        dict(height=0),
+        dict(width=65536),
+        dict(padded_height=499),
+        dict(padded_width=333 + 1025),
+        dict(pad_mode=2),
+        dict(symbols_crc32=-1),
+        dict(symbols_crc32=2**32),
+        dict(height=1.5),
+        dict(stream_lengths=(1,) * 17),
+    ],
+)
+def test_invalid_headers_are_rejected(change):
+    with pytest.raises(ValueError):
+        pack(dataclasses.replace(HEADER, **change), [b"x"])
+
+
+def test_stream_count_is_checked_on_pack():
+    with pytest.raises(ValueError):
+        pack(HEADER, [])
+    with pytest.raises(ValueError):
+        pack(HEADER, [b"x"] * 17)
+    assert len(unpack(pack(HEADER, [b"x"] * 16))[1]) == 16
+
+
+def test_limits_are_accepted():
+    header = dataclasses.replace(
+        HEADER,
+        model_name="m" * 64,
+        height=65535,
+        width=1,
+        padded_height=65535 + 1024,
+        padded_width=1,
+        pad_mode=container.PAD_ZERO,
+        symbols_crc32=2**32 - 1,
+    )
+    assert unpack(pack(header, [b""]))[0].model_name == "m" * 64
+
+
+def test_bitstream_error_is_a_value_error():
+    assert issubclass(BitstreamError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "blob, reason",
+    [
+        (b"", "too short"),
+        (_raw()[:40], "too short"),
+        (b"LLIX" + _raw()[4:], "magic"),
+        (_raw(version=2), "version"),
+        (_raw(name=b"", name_len=0), "name length"),
+        (_raw(name=b"x" * 65), "name length"),
+        (_raw(name=b"\xff\xfe"), "utf-8"),
+        (_raw(sizes=(0, 333, 512, 384)), "height"),
+        (_raw(sizes=(500, 333, 499, 384)), "padded height"),
+        (_raw(sizes=(500, 333, 512, 333 + 1025)), "padded width"),
+        (_raw(pad_mode=2), "pad mode"),
+        (_raw(lengths=(), count=0, payload=b""), "stream count"),
+        (_raw(lengths=(1,) * 17, payload=b"x" * 17), "stream count"),
+        (_raw(lengths=(2**32 - 1,)), "truncated"),
+        (_raw(lengths=(2, 2)), "truncated"),
+        (_raw(lengths=(1, 1)), "trailing"),
+        (_raw()[:-1] + b"\x01" + _raw()[-1:], "trailing"),
+        (_raw()[:30] + bytes([_raw()[30] ^ 4]) + _raw()[31:], "checksum"),
+    ],
+)
+def test_malformed_containers_give_a_reason(blob, reason):
+    with pytest.raises(BitstreamError, match=reason) as info:
+        unpack(blob)
+    message = str(info.value)
+    assert "\n" not in message and message[:1].islower()
+
+
+def _mutations(blob, payload_at, rng, count):
+    """Yields (mutated blob, confined to the payload) pairs, all different from blob."""
+    n = len(blob)
+    kinds = [
+        "flip",
+        "flip_payload",
+        "byte",
+        "run",
+        "truncate",
+        "extend",
+        "insert",
+        "delete",
+    ]
+    made = 0
+    while made < count:
+        kind = kinds[made % len(kinds)]
+        data = bytearray(blob)
+        lo = payload_at if kind == "flip_payload" else 0
+        if kind in ("flip", "flip_payload"):
+            bit = int(rng.integers(8 * lo, 8 * n))
+            data[bit // 8] ^= 1 << (bit % 8)
+        elif kind == "byte":
+            data[int(rng.integers(n))] = int(rng.integers(256))
+        elif kind == "run":
+            at = int(rng.integers(n))
+            data[at : at + 8] = rng.bytes(len(data[at : at + 8]))
+        elif kind == "truncate":
+            del data[int(rng.integers(n)) :]
+        elif kind == "extend":
+            data += rng.bytes(int(rng.integers(1, 20)))
+        elif kind == "insert":
+            data.insert(int(rng.integers(n + 1)), int(rng.integers(256)))
+        else:
+            del data[int(rng.integers(n))]
+        mutated = bytes(data)
+        if mutated == blob:
+            continue
+        changed = [i for i in range(min(n, len(mutated))) if mutated[i] != blob[i]]
+        confined = len(mutated) == n and min(changed) >= payload_at
+        made += 1
+        yield mutated, confined
+
+
+def _field_changes(blob, payload_at):
+    """Every header byte and every field set to another value, CRC left as is."""
+    for at in range(payload_at):
+        for value in (blob[at] ^ 0x01, blob[at] ^ 0x80, 0x00, 0xFF):
+            if value != blob[at]:
+                yield blob[:at] + bytes([value]) + blob[at + 1 :], False
+
+
+def test_mutations_are_detected_or_confined_to_the_payload():
+    blob = pack(HEADER, STREAMS)
+    payload_at = len(blob) - sum(map(len, STREAMS))
+    rng = np.random.default_rng(0)
+    cases = list(_mutations(blob, payload_at, rng, 1200)) + list(
+        _field_changes(blob, payload_at)
+    )
+    assert len(cases) >= 1000
+    outcomes = {True: 0, False: 0}
+    for mutated, confined in cases:
+        try:
+            header, streams = unpack(mutated)
+        except BitstreamError as e:
+            assert not confined, f"payload-only change rejected: {e}"
+            assert "\n" not in str(e) and str(e)[:1].islower()
+            outcomes[False] += 1
+            continue
+        assert confined, "a header, length or size change went undetected"
+        assert header == unpack(blob)[0]
+        assert streams != STREAMS
+        outcomes[True] += 1
+    assert outcomes[True] > 100 and outcomes[False] > 900
+
+
+def test_symbols_crc32():
+    a = np.arange(-5, 7, dtype=np.int32).reshape(3, 4)
+    b = np.array([2**31 - 1, -(2**31)], dtype=np.int64)
+    expected = zlib.crc32(a.astype("<i4").tobytes() + b.astype("<i4").tobytes())
+    assert container.symbols_crc32([a, b]) == expected
+    assert container.symbols_crc32([a.ravel(), b]) == expected  # shape does not matter
+    assert container.symbols_crc32([b, a]) != expected  # order does
+    assert container.symbols_crc32([]) == 0
+    with pytest.raises(ValueError):
+        container.symbols_crc32([np.array([2**31])])
+    with pytest.raises(ValueError):
+        container.symbols_crc32([np.array([0.5])])

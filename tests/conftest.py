@@ -1,0 +1,65 @@
+"""Test setup: 8 simulated CPU devices (set before JAX initialises its backend)."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+flags = os.environ.get("XLA_FLAGS", "")
+if "xla_force_host_platform_device_count" not in flags:
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count=8".strip()
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+SAMPLE = Path(__file__).parent.parent / "llic_jax" / "assets" / "sample.png"
+
+# Narrow versions of every registered model: same code paths, fast on 2 CPU cores.
+SMALL_OPTIONS = {
+    "bmshj2018-hyperprior": {"N": 16, "M": 24},
+    "mbt2018-mean": {"N": 16, "M": 24},
+}
+
+
+def small_options(name: str) -> dict:
+    """Overrides that make a registered model small enough for tests."""
+    return SMALL_OPTIONS[name]
+
+
+@pytest.fixture(scope="session")
+def photo() -> np.ndarray:
+    """A real photo (Kodak kodim23 crop, 500×500), uint8 RGB."""
+    from PIL import Image
+
+    return np.asarray(Image.open(SAMPLE).convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def bsds_photo() -> np.ndarray:
+    """A real photo from BSDS500 (481×321 JPEG), uint8 RGB."""
+    from PIL import Image
+
+    return np.asarray(Image.open(DATA / "bsds_100080.jpg").convert("RGB"))
+
+
+_MODELS: dict = {}
+
+
+def small_model(name: str):
+    """(model, variables with tables) for a small random-init version of `name`, cached."""
+    if name not in _MODELS:
+        import jax
+
+        import llic_jax
+
+        model = llic_jax.create_model(name, **small_options(name))
+        variables = llic_jax.init(model, jax.random.key(0))
+        _MODELS[name] = (model, llic_jax.build_tables(model, variables))
+    return _MODELS[name]
+
+
+@pytest.fixture(scope="session")
+def make_small_model():
+    """The `small_model` function, as a fixture."""
+    return small_model
