@@ -1,0 +1,101 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import llic_jax
+from llic_jax.cli import main
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, make_small_model):
+    model, variables = make_small_model("mbt2018-mean")
+    path = tmp_path_factory.mktemp("weights") / "small.safetensors"
+    llic_jax.save_weights(path, model, variables)
+    return path
+
+
+@pytest.fixture()
+def png(tmp_path, photo):
+    path = tmp_path / "in.png"
+    Image.fromarray(np.ascontiguousarray(photo[:40, :56])).save(path)
+    return path
+
+
+def test_encode_then_decode(tmp_path, png, weights, capsys):
+    stream, out = tmp_path / "x.llic", tmp_path / "out.png"
+    assert main(["encode", str(png), str(stream), "--weights", str(weights)]) == 0
+    assert "bpp" in capsys.readouterr().out
+    assert main(["decode", str(stream), str(out), "--weights", str(weights)]) == 0
+    decoded = np.asarray(Image.open(out))
+    model, variables = llic_jax.load_weights(weights)
+    expected = llic_jax.decompress(model, variables, stream.read_bytes())
+    np.testing.assert_array_equal(decoded, expected)
+
+
+def test_gray_png_is_converted(tmp_path, photo, weights):
+    gray = tmp_path / "gray.png"
+    Image.fromarray(np.ascontiguousarray(photo[:16, :16, 0])).save(gray)
+    assert (
+        main(["encode", str(gray), str(tmp_path / "g.llic"), "--weights", str(weights)])
+        == 0
+    )
+
+
+@pytest.mark.parametrize("kind", ["not-an-image", "transparent", "missing"])
+def test_bad_images_fail_with_one_line(tmp_path, photo, weights, kind, capsys):
+    path = tmp_path / "bad.png"
+    if kind == "not-an-image":
+        path.write_bytes(b"hello")
+    elif kind == "transparent":
+        rgba = np.concatenate([photo[:8, :8], np.zeros((8, 8, 1), np.uint8)], -1)
+        Image.fromarray(np.ascontiguousarray(rgba)).save(path)
+    out = tmp_path / "out.llic"
+    assert main(["encode", str(path), str(out), "--weights", str(weights)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("llic: error:") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_corrupt_stream_keeps_the_existing_output(tmp_path, png, weights, capsys):
+    stream, out = tmp_path / "x.llic", tmp_path / "out.png"
+    main(["encode", str(png), str(stream), "--weights", str(weights)])
+    stream.write_bytes(stream.read_bytes()[:-3])
+    out.write_bytes(b"keep me")
+    assert main(["decode", str(stream), str(out), "--weights", str(weights)]) == 1
+    assert "error" in capsys.readouterr().err
+    assert out.read_bytes() == b"keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.png", "x.llic"]
+
+
+def test_wrong_weights_file_fails_cleanly(tmp_path, png, capsys):
+    bogus = tmp_path / "bogus.safetensors"
+    bogus.write_bytes(b"\x00" * 100)
+    assert (
+        main(["encode", str(png), str(tmp_path / "x.llic"), "--weights", str(bogus)]) == 1
+    )
+    assert "llic: error:" in capsys.readouterr().err
+
+
+def test_info_reports_parameters_and_macs(capsys):
+    assert main(["info", "mbt2018-mean", "--size", "128x192"]) == 0
+    out = capsys.readouterr().out
+    assert "7,025,699" in out and "kMAC/pixel" in out and "8x12x192" in out
+    assert main(["info", "mbt2018-mean", "--size", "big"]) == 1
+
+
+def test_console_entry_point_prints_no_traceback(tmp_path):
+    bad = tmp_path / "bad.llic"
+    bad.write_bytes(b"LLIC garbage")
+    result = subprocess.run(
+        [sys.executable, "-m", "llic_jax", "decode", str(bad), str(tmp_path / "o.png")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("llic: error:")

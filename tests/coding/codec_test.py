@@ -1,0 +1,76 @@
+import jax
+import numpy as np
+import pytest
+
+import llic_jax
+from llic_jax.coding.codec import encode
+
+SIZES = [(1, 1), (17, 31), (64, 64), (500, 500)]
+
+
+def _crop(photo, h, w):
+    return np.ascontiguousarray(photo[100 : 100 + h, 50 : 50 + w]) if h < 500 else photo
+
+
+@pytest.mark.parametrize("name", ["bmshj2018-hyperprior", "mbt2018-mean"])
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_round_trip_is_bit_exact_and_matches_the_eval_forward(
+    name, size, photo, make_small_model
+):
+    model, variables = make_small_model(name)
+    img = _crop(photo, *size)
+    encoded = encode(model, variables, img)
+    decoded = llic_jax.decompress(model, variables, encoded.blob)
+    assert decoded.dtype == np.uint8 and decoded.shape == img.shape
+    np.testing.assert_array_equal(decoded, encoded.reconstruction)
+    forward, bits = llic_jax.reconstruct(model, variables, img)
+    close = np.abs(forward.astype(int) - decoded.astype(int)) <= 1
+    assert close.mean() >= 0.999
+    assert bits > 0
+
+
+def test_round_trip_on_a_bsds_photo(bsds_photo, make_small_model):
+    model, variables = make_small_model("mbt2018-mean")
+    encoded = encode(model, variables, bsds_photo)
+    assert bsds_photo.shape == (321, 481, 3)
+    decoded = llic_jax.decompress(model, variables, encoded.blob)
+    np.testing.assert_array_equal(decoded, encoded.reconstruction)
+
+
+def test_compression_is_deterministic(photo, make_small_model):
+    model, variables = make_small_model("mbt2018-mean")
+    img = _crop(photo, 64, 64)
+    assert llic_jax.compress(model, variables, img) == llic_jax.compress(
+        model, variables, img
+    )
+
+
+def test_gray_is_replicated_and_rgba_refused(photo, make_small_model):
+    model, variables = make_small_model("mbt2018-mean")
+    gray = _crop(photo, 32, 40)[..., 1]
+    decoded = llic_jax.decompress(
+        model, variables, llic_jax.compress(model, variables, gray)
+    )
+    assert decoded.shape == (32, 40, 3)
+    rgba = np.concatenate([_crop(photo, 8, 8), np.full((8, 8, 1), 255, np.uint8)], -1)
+    with pytest.raises(ValueError, match="RGBA"):
+        llic_jax.compress(model, variables, rgba)
+    with pytest.raises(ValueError, match="uint8"):
+        llic_jax.compress(model, variables, _crop(photo, 8, 8).astype(np.float32))
+
+
+def test_missing_tables_is_a_clear_error(photo, make_small_model):
+    model, variables = make_small_model("mbt2018-mean")
+    with pytest.raises(ValueError, match="build_tables"):
+        llic_jax.compress(model, {"params": variables["params"]}, _crop(photo, 8, 8))
+
+
+def test_stream_from_other_weights_or_model_is_refused(photo, make_small_model):
+    model, variables = make_small_model("mbt2018-mean")
+    blob = llic_jax.compress(model, variables, _crop(photo, 16, 16))
+    other = llic_jax.build_tables(model, llic_jax.init(model, jax.random.key(7)))
+    with pytest.raises(llic_jax.BitstreamError, match="other weights"):
+        llic_jax.decompress(model, other, blob)
+    other_model, other_variables = make_small_model("bmshj2018-hyperprior")
+    with pytest.raises(llic_jax.BitstreamError, match="made by model"):
+        llic_jax.decompress(other_model, other_variables, blob)
