@@ -89,7 +89,8 @@ def main(argv=None):
     print(
         f"\n{model.model_name} on {args.data} ({len(rows)} images, first call includes JIT)"
     )
-    print(f"  mean real bpp {ours[0]:.4f}, estimated {np.mean([r['estimated_bpp'] for r in rows]):.4f}; "
+    est_bpp = float(np.mean([r["estimated_bpp"] for r in rows]))
+    print(f"  mean real bpp {ours[0]:.4f}, estimated {est_bpp:.4f}; "
           f"real/estimated bits {real_bits.sum() / est_bits.sum():.4f}; "
           f"within 1% + 100 B on {within.sum()}/{len(rows)} images")  # fmt: skip
     print(

@@ -19,6 +19,10 @@ SAMPLE = Path(__file__).parent.parent / "llic_jax" / "assets" / "sample.png"
 SMALL_OPTIONS = {
     "bmshj2018-hyperprior": {"N": 16, "M": 24},
     "mbt2018-mean": {"N": 16, "M": 24},
+    # llic-elic and llic-elic-compact are one class with other defaults: small, they
+    # are the same network.
+    "llic-elic": {"N": 16, "M": 32, "groups": (2, 2, 4, 8, 16)},
+    "llic-elic-compact": {"N": 16, "M": 32, "groups": (2, 2, 4, 8, 16)},
 }
 
 

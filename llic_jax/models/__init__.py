@@ -2,13 +2,18 @@
 
 from llic_jax.models.base import CompressionModel
 from llic_jax.models.hyperprior import MeanScaleHyperprior, ScaleHyperprior
+from llic_jax.models.llic import LLICElic
 from llic_jax.models.registry import create_model, list_models, model_config, register
 
 register("bmshj2018-hyperprior", ScaleHyperprior, N=128, M=192)
 register("mbt2018-mean", MeanScaleHyperprior, N=128, M=192)
+register("llic-elic", LLICElic)
+# A small sibling for CPU work: a third of the channels, groups in proportion.
+register("llic-elic-compact", LLICElic, N=64, M=160, groups=(8, 8, 16, 32, 96))
 
 __all__ = [
     "CompressionModel",
+    "LLICElic",
     "MeanScaleHyperprior",
     "ScaleHyperprior",
     "create_model",

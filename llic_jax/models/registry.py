@@ -46,7 +46,13 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
         raise ValueError(
             f"model {name!r} has no option(s) {unknown}; options: {sorted(fields)}"
         )
-    return cls(**{**defaults, **overrides}, model_name=name)
+    # JSON configs carry lists; modules must stay hashable (jitted functions are cached
+    # per model), so sequences become tuples.
+    options = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in {**defaults, **overrides}.items()
+    }
+    return cls(**options, model_name=name)
 
 
 def model_config(model: nn.Module) -> dict[str, Any]:
