@@ -15,6 +15,7 @@ Padding: the image is padded at the bottom and right by edge replication (`pad_m
 to a multiple of `model.pad_multiple`; the decoder crops back to the original H×W.
 """
 
+import collections
 import dataclasses
 import functools
 import hashlib
@@ -25,6 +26,7 @@ import numpy as np
 
 from llic_jax.coding import container
 from llic_jax.coding.container import BitstreamError
+from llic_jax.coding.phase_times import PhaseTimes, phase
 from llic_jax.entropy import range_coder
 
 __all__ = ["Encoded", "compress", "decompress", "encode", "pad_image", "to_uint8"]
@@ -114,16 +116,35 @@ def _latent_shapes(model, hp: int, wp: int):
     return tuple(y.shape), tuple(z.shape)
 
 
+# Recent digests, keyed by the identities of the leaves; each entry holds its leaves so
+# that their ids cannot be reused while it is cached. Hashing 30 MB of weights costs
+# tens of milliseconds, which a small image would otherwise pay on every call.
+_FINGERPRINT_CACHE: collections.OrderedDict = collections.OrderedDict()
+_FINGERPRINT_CACHE_SIZE = 4
+
+
 def fingerprint(variables) -> bytes:
-    """8-byte BLAKE2b digest of every parameter and table (names, dtypes, shapes, bytes)."""
+    """8-byte BLAKE2b digest of every parameter and table (names, dtypes, shapes, bytes).
+
+    Cached per set of leaf objects: arrays are treated as immutable (jax arrays are;
+    a numpy leaf changed in place after a first call would keep its old digest).
+    """
     from llic_jax.weights import flatten  # weights imports the models, not the codec
 
+    flat = sorted(flatten(dict(variables)).items())
+    key = tuple((name, id(value)) for name, value in flat)
+    if key in _FINGERPRINT_CACHE:
+        _FINGERPRINT_CACHE.move_to_end(key)
+        return _FINGERPRINT_CACHE[key][1]
     digest = hashlib.blake2b(digest_size=8)
-    for name, value in sorted(flatten(dict(variables)).items()):
+    for name, value in flat:
         value = np.ascontiguousarray(np.asarray(value))
         digest.update(f"{name}:{value.dtype}:{value.shape};".encode())
         digest.update(value.tobytes())
-    return digest.digest()
+    _FINGERPRINT_CACHE[key] = ([value for _, value in flat], digest.digest())
+    if len(_FINGERPRINT_CACHE) > _FINGERPRINT_CACHE_SIZE:
+        _FINGERPRINT_CACHE.popitem(last=False)
+    return _FINGERPRINT_CACHE[key][1]
 
 
 def _tables(variables):
@@ -138,35 +159,51 @@ def _z_index(z_shape) -> np.ndarray:
     return np.broadcast_to(np.arange(z_shape[-1], dtype=np.int32), z_shape).ravel()
 
 
-def encode(model, variables, img: np.ndarray) -> Encoded:
-    """Compresses `img` (uint8 [H, W, 3]); also returns the encoder's reconstruction."""
+def encode(model, variables, img: np.ndarray, times: PhaseTimes | None = None) -> Encoded:
+    """Compresses `img` (uint8 [H, W, 3]); also returns the encoder's reconstruction.
+
+    `times`, if given, receives the network and coding seconds (coding/phase_times.py).
+    """
     tables = _tables(variables)
     params = variables["params"]
     fns = _functions(model)
     x, (h, w) = pad_image(model, img)
-    y, z = (np.asarray(a) for a in fns["analysis"](params, x))
+    with phase(times, "network"):
+        y, z = jax.device_get(fns["analysis"](params, x))
 
-    z_table = tables["z"]
-    z_symbols = np.rint(z).astype(np.int32)
-    index = _z_index(z.shape)
-    z_coder = range_coder.RangeEncoder(z_table["lookup"])
-    z_coder.encode(index, z_symbols.ravel() - z_table["offset"][index])
-    symbols = [z_symbols.ravel()]
+    with phase(times, "coding"):
+        z_table = tables["z"]
+        z_symbols = np.rint(z).astype(np.int32)
+        index = _z_index(z.shape)
+        z_coder = range_coder.RangeEncoder(z_table["lookup"])
+        z_coder.encode(index, z_symbols.ravel() - z_table["offset"][index])
+        symbols = [z_symbols.ravel()]
+        y_table = tables["y"]
+        y_coder = range_coder.RangeEncoder(y_table["lookup"])
 
-    y_table = tables["y"]
-    y_coder = range_coder.RangeEncoder(y_table["lookup"])
-    hyper = fns["hyper"](params, jnp.asarray(z_symbols, jnp.float32))
+    with phase(times, "network"):
+        hyper = jax.block_until_ready(
+            fns["hyper"](params, jnp.asarray(z_symbols, jnp.float32))
+        )
     y_hat = jnp.zeros(y.shape, jnp.float32)
     for step, mask in enumerate(model.coding_masks(y.shape[1:])):
-        index, mean = fns["step_parameters"](params, hyper, y_hat, step=step)
-        step_symbols = np.rint(y[0] - np.asarray(mean)[0]).astype(np.int32)[mask]
-        step_index = np.asarray(index)[0][mask]
-        y_coder.encode(step_index, step_symbols - y_table["offset"][step_index])
-        symbols.append(step_symbols)
-        full = np.zeros(y.shape, np.int32)
-        full[0][mask] = step_symbols
-        y_hat = fns["step_update"](params, hyper, y_hat, full, mean, step=step)
-    x_hat = fns["synthesis"](params, y_hat)
+        with phase(times, "network"):
+            index, mean = jax.device_get(
+                fns["step_parameters"](params, hyper, y_hat, step=step)
+            )
+        with phase(times, "coding"):
+            step_symbols = np.rint(y[0] - mean[0]).astype(np.int32)[mask]
+            step_index = index[0][mask]
+            y_coder.encode(step_index, step_symbols - y_table["offset"][step_index])
+            symbols.append(step_symbols)
+            full = np.zeros(y.shape, np.int32)
+            full[0][mask] = step_symbols
+        with phase(times, "network"):
+            y_hat = jax.block_until_ready(
+                fns["step_update"](params, hyper, y_hat, full, mean, step=step)
+            )
+    with phase(times, "network"):
+        x_hat = jax.device_get(fns["synthesis"](params, y_hat))
 
     header = container.Header(  # pack() fills in the stream lengths
         model_name=model.model_name,
@@ -178,7 +215,8 @@ def encode(model, variables, img: np.ndarray) -> Encoded:
         pad_mode=PAD_REPLICATE,
         symbols_crc32=container.symbols_crc32(symbols),
     )
-    streams = [z_coder.finish(), y_coder.finish()]
+    with phase(times, "coding"):
+        streams = [z_coder.finish(), y_coder.finish()]
     blob = container.pack(header, streams)
     return Encoded(blob, to_uint8(x_hat)[:h, :w], symbols)
 
@@ -188,8 +226,12 @@ def compress(model, variables, img: np.ndarray) -> bytes:
     return encode(model, variables, img).blob
 
 
-def decompress(model, variables, blob: bytes) -> np.ndarray:
+def decompress(
+    model, variables, blob: bytes, times: PhaseTimes | None = None
+) -> np.ndarray:
     """Bitstream → uint8 [H, W, 3].
+
+    `times`, if given, receives the network and coding seconds (coding/phase_times.py).
 
     Raises:
       BitstreamError: the stream is malformed, truncated, corrupt, or was made by another
@@ -215,29 +257,44 @@ def decompress(model, variables, blob: bytes) -> np.ndarray:
     fns = _functions(model)
     y_shape, z_shape = _latent_shapes(model, header.padded_height, header.padded_width)
 
-    z_table = tables["z"]
-    index = _z_index(z_shape)
-    z_coder = range_coder.RangeDecoder(streams[0], z_table["lookup"])
-    z_symbols = z_coder.decode(index) + z_table["offset"][index]
-    symbols = [z_symbols]
+    with phase(times, "coding"):
+        z_table = tables["z"]
+        index = _z_index(z_shape)
+        z_coder = range_coder.RangeDecoder(streams[0], z_table["lookup"])
+        z_symbols = z_coder.decode(index) + z_table["offset"][index]
+        symbols = [z_symbols]
+        y_table = tables["y"]
+        y_coder = range_coder.RangeDecoder(streams[1], y_table["lookup"])
 
-    y_table = tables["y"]
-    y_coder = range_coder.RangeDecoder(streams[1], y_table["lookup"])
-    hyper = fns["hyper"](params, jnp.asarray(z_symbols.reshape(z_shape), jnp.float32))
+    with phase(times, "network"):
+        hyper = jax.block_until_ready(
+            fns["hyper"](params, jnp.asarray(z_symbols.reshape(z_shape), jnp.float32))
+        )
     y_hat = jnp.zeros(y_shape, jnp.float32)
     for step, mask in enumerate(model.coding_masks(y_shape[1:])):
-        index, mean = fns["step_parameters"](params, hyper, y_hat, step=step)
-        step_index = np.asarray(index)[0][mask]
-        step_symbols = y_coder.decode(step_index) + y_table["offset"][step_index]
-        symbols.append(step_symbols)
-        full = np.zeros(y_shape, np.int32)
-        full[0][mask] = step_symbols
-        y_hat = fns["step_update"](params, hyper, y_hat, full, mean, step=step)
+        with phase(times, "network"):
+            index, mean = jax.device_get(
+                fns["step_parameters"](params, hyper, y_hat, step=step)
+            )
+        with phase(times, "coding"):
+            step_index = index[0][mask]
+            step_symbols = y_coder.decode(step_index) + y_table["offset"][step_index]
+            symbols.append(step_symbols)
+            full = np.zeros(y_shape, np.int32)
+            full[0][mask] = step_symbols
+        with phase(times, "network"):
+            y_hat = jax.block_until_ready(
+                fns["step_update"](params, hyper, y_hat, full, mean, step=step)
+            )
 
-    if not (z_coder.finish() and y_coder.finish()):
+    with phase(times, "coding"):
+        clean_end = z_coder.finish() and y_coder.finish()
+        crc = container.symbols_crc32(symbols)
+    if not clean_end:
         raise BitstreamError("range decoder did not end cleanly: stream is corrupt")
-    if container.symbols_crc32(symbols) != header.symbols_crc32:
+    if crc != header.symbols_crc32:
         raise BitstreamError("decoded symbols fail the CRC check: stream is corrupt, or "
                              "was encoded on a device whose arithmetic differs")  # fmt: skip
-    x_hat = fns["synthesis"](params, y_hat)
+    with phase(times, "network"):
+        x_hat = jax.device_get(fns["synthesis"](params, y_hat))
     return to_uint8(x_hat)[: header.height, : header.width]

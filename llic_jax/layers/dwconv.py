@@ -33,7 +33,6 @@ values and gradients, and `eval/bench_dwconv.py` times them against PyTorch.
 - `tree_vjp`: `tree` forward; backward written as depth-wise convolutions: dx = `tree`(g,
   flipped k); dkernel by `_kernel_grad_rows` (row blocks summed inside one loop fusion, then
   one small reduction). Its cost grows with K²: the fastest backward for K ≤ 5.
-- `hybrid`: `tree_vjp` with dkernel through the FFT. Dominated by `fft_vjp`.
 - `tree_fft`: `tree` when not differentiated, `fft_vjp`'s forward and backward under autodiff
   (a custom VJP's forward rule only runs when differentiating).
 
@@ -356,43 +355,27 @@ def _kernel_grad_rows(x: jax.Array, g: jax.Array, kernel: jax.Array, rows: int =
     return dk.reshape(kernel.shape)
 
 
-def _kernel_grad_fft(x: jax.Array, g: jax.Array, kernel: jax.Array) -> jax.Array:
-    Hf, Wf, e_h, e_w = _fft_plan(x, kernel.shape[-2])
-    return _kernel_grad_from_spectra(
-        _spectrum(x, Hf, Wf), _spectrum(g, Hf, Wf), kernel, Wf, e_h, e_w
-    )
+@jax.custom_vjp
+def _tree_vjp(x, kernel):
+    return _dwconv_tree(x, kernel)
 
 
 def _tree_vjp_fwd(x, kernel):
     return _dwconv_tree(x, kernel), (x, kernel)
 
 
-def _make_tree_vjp(kernel_grad):
-    @jax.custom_vjp
-    def conv(x, kernel):
-        return _dwconv_tree(x, kernel)
-
-    def bwd(res, g):
-        x, kernel = res
-        # The adjoint of a correlation is a correlation with the flipped kernel.
-        return _dwconv_tree(g, _flip(kernel)), kernel_grad(x, g, kernel)
-
-    conv.defvjp(_tree_vjp_fwd, bwd)
-    return conv
+def _tree_vjp_bwd(res, g):
+    x, kernel = res
+    # The adjoint of a correlation is a correlation with the flipped kernel.
+    return _dwconv_tree(g, _flip(kernel)), _kernel_grad_rows(x, g, kernel)
 
 
-_tree_vjp = _make_tree_vjp(_kernel_grad_rows)
-_hybrid = _make_tree_vjp(_kernel_grad_fft)
+_tree_vjp.defvjp(_tree_vjp_fwd, _tree_vjp_bwd)
 
 
 def _dwconv_tree_vjp(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """`tree` forward; backward: dx = `tree`(g, flipped k), dk by `_kernel_grad_rows`."""
     return _tree_vjp(x, kernel)
-
-
-def _dwconv_hybrid(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """`tree` forward; backward: dx = `tree`(g, flipped k), dk through the FFT."""
-    return _hybrid(x, kernel)
 
 
 _FORMULATIONS = {
@@ -403,7 +386,6 @@ _FORMULATIONS = {
     "fft": _dwconv_fft,
     "fft_vjp": _dwconv_fft_vjp,
     "tree_vjp": _dwconv_tree_vjp,
-    "hybrid": _dwconv_hybrid,
     "tree_fft": _dwconv_tree_fft,
 }
 # CPU, measured: tap-by-tap backward for K ≤ 5 (K² cheap terms), the FFT beyond (its cost

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from llic_jax.entropy.gaussian import symbol_bits
+from llic_jax.ops import add_uniform_noise, ste_round
 
 __all__ = ["CompressionModel"]
 
@@ -31,9 +32,9 @@ class CompressionModel(nn.Module):
     """Base class; subclasses define the transforms and the per-step predictions.
 
     Subclasses provide `entropy_bottleneck` (a `DeepFactorized`) and implement
-    `analysis`, `hyper_synthesis`, `synthesis`, `step_parameters` and `__call__`
-    (the training forward); they override `coding_masks` and `step_update` when they
-    code `y` in more than one step.
+    `analysis`, `hyper_synthesis`, `synthesis`, `step_parameters` and `train_latents`
+    (the rate and the synthesis input of `y` in training); they override
+    `coding_masks` and `step_update` when they code `y` in more than one step.
     """
 
     model_name: str = ""  # the registry key; set by `create_model`
@@ -59,6 +60,12 @@ class CompressionModel(nn.Module):
 
         `y_hat` holds the latents of the earlier steps and zeros elsewhere.
         """
+        raise NotImplementedError
+
+    def train_latents(
+        self, y: jax.Array, hyper, noise_rng: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """Training: (y_hat for synthesis, bits [B] of y under uniform noise)."""
         raise NotImplementedError
 
     def step_update(self, hyper, y_hat, symbols, mean, step: int) -> jax.Array:
@@ -94,3 +101,23 @@ class CompressionModel(nn.Module):
             bits_y = bits_y + bits.sum(axis=(1, 2, 3))
             y_hat = self.step_update(hyper, y_hat, symbols, mean, step)
         return self.synthesis(y_hat), {"y": bits_y, "z": bits_z}
+
+    def __call__(self, x: jax.Array, train: bool = True):
+        """Training forward (noise for the rate, STE for synthesis) or the eval forward.
+
+        Args:
+          x: [B, H, W, 3] float in [0, 1], H and W multiples of `pad_multiple`.
+          train: if False, returns `eval_forward(x)`.
+
+        Returns:
+          (x_hat, {"y": bits [B], "z": bits [B]}); needs the "noise" rng when training.
+        """
+        if not train:
+            return self.eval_forward(x)
+        y, z = self.analysis(x)
+        bits_z = self.entropy_bottleneck.bits(
+            add_uniform_noise(z, self.make_rng("noise"))
+        )
+        hyper = self.hyper_synthesis(ste_round(z))
+        y_hat, bits_y = self.train_latents(y, hyper, self.make_rng("noise"))
+        return self.synthesis(y_hat), {"y": bits_y, "z": bits_z.sum(axis=(1, 2, 3))}

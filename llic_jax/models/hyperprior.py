@@ -16,7 +16,6 @@ References:
 """
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from llic_jax.entropy.factorized import DeepFactorized
@@ -84,28 +83,10 @@ class ScaleHyperprior(CompressionModel):
         mean = jnp.zeros_like(y_hat) if hyper["mean"] is None else hyper["mean"]
         return scale_to_index(hyper["scale"]), mean
 
-    def __call__(self, x: jax.Array, train: bool = True):
-        """Training forward (noise for the rate, STE for synthesis) or the eval forward.
-
-        Args:
-          x: [B, H, W, 3] float in [0, 1], H and W multiples of 64.
-          train: if False, returns `eval_forward(x)`.
-
-        Returns:
-          (x_hat, {"y": bits [B], "z": bits [B]}); needs the "noise" rng when training.
-        """
-        if not train:
-            return self.eval_forward(x)
-        y, z = self.analysis(x)
-        bits_z = self.entropy_bottleneck.bits(
-            add_uniform_noise(z, self.make_rng("noise"))
-        )
-        hyper = self.hyper_synthesis(ste_round(z))
+    def train_latents(self, y, hyper, noise_rng):
         mean = 0.0 if hyper["mean"] is None else hyper["mean"]
-        y_noisy = add_uniform_noise(y, self.make_rng("noise"))
-        bits_y = gaussian_bits(y_noisy - mean, hyper["scale"])
-        x_hat = self.synthesis(ste_round(y - mean) + mean)
-        return x_hat, {"y": bits_y.sum(axis=(1, 2, 3)), "z": bits_z.sum(axis=(1, 2, 3))}
+        bits = gaussian_bits(add_uniform_noise(y, noise_rng) - mean, hyper["scale"])
+        return ste_round(y - mean) + mean, bits.sum(axis=(1, 2, 3))
 
 
 class MeanScaleHyperprior(ScaleHyperprior):

@@ -6,14 +6,14 @@ differ from ELIC, as the paper compares them ("LLIC-ELIC", −9.47% BD-rate vs V
 Kodak). The transforms are in models/llic_transforms.py, their blocks in
 layers/llic_blocks.py.
 
-Training forward: noise for the rate and STE-rounded latents for synthesis and context
-(ELIC's two checkerboard passes per group); z is rounded to integers (no median offset).
+Training forward (models/base.py): noise for the rate and STE-rounded latents for
+synthesis and context (ELIC's two checkerboard passes per group); z is rounded to
+integers (no median offset).
 """
 
 from collections.abc import Sequence
 
 import flax.linen as nn
-import jax
 
 from llic_jax.context.elic import (
     ElicHyperAnalysis,
@@ -24,7 +24,6 @@ from llic_jax.context.elic import (
 from llic_jax.entropy.factorized import DeepFactorized
 from llic_jax.models.base import CompressionModel
 from llic_jax.models.llic_transforms import LLICAnalysis, LLICSynthesis
-from llic_jax.ops import add_uniform_noise, ste_round
 
 __all__ = ["LLICElic"]
 
@@ -88,18 +87,5 @@ class LLICElic(CompressionModel):
     def coding_masks(self, latent_shape):
         return elic_coding_masks(latent_shape, tuple(self.groups))
 
-    def __call__(self, x: jax.Array, train: bool = True):
-        """Training forward, or `eval_forward(x)` when `train` is False.
-
-        Returns:
-          (x_hat, {"y": bits [B], "z": bits [B]}); needs the "noise" rng when training.
-        """
-        if not train:
-            return self.eval_forward(x)
-        y, z = self.analysis(x)
-        bits_z = self.entropy_bottleneck.bits(
-            add_uniform_noise(z, self.make_rng("noise"))
-        )
-        hyper = self.hyper_synthesis(ste_round(z))
-        y_hat, bits_y = self.latent_codec.train_forward(y, hyper, self.make_rng("noise"))
-        return self.synthesis(y_hat), {"y": bits_y, "z": bits_z.sum(axis=(1, 2, 3))}
+    def train_latents(self, y, hyper, noise_rng):
+        return self.latent_codec.train_forward(y, hyper, noise_rng)

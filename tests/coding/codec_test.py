@@ -1,9 +1,12 @@
+import time
+
 import jax
 import numpy as np
 import pytest
 
 import llic_jax
 from llic_jax.coding.codec import encode
+from llic_jax.coding.phase_times import PhaseTimes
 
 SIZES = [(1, 1), (17, 31), (64, 64), (500, 500)]
 
@@ -74,3 +77,30 @@ def test_stream_from_other_weights_or_model_is_refused(photo, make_small_model):
     other_model, other_variables = make_small_model("bmshj2018-hyperprior")
     with pytest.raises(llic_jax.BitstreamError, match="made by model"):
         llic_jax.decompress(other_model, other_variables, blob)
+
+
+def test_weights_changed_after_a_first_call_get_a_new_fingerprint(
+    photo, make_small_model
+):
+    model, variables = make_small_model("mbt2018-mean")
+    blob = llic_jax.compress(model, variables, _crop(photo, 16, 16))  # caches the digest
+    params = jax.tree.map(lambda a: a, variables["params"])
+    params["g_a"]["layers_0"]["bias"] = params["g_a"]["layers_0"]["bias"] + 1e-3
+    changed = {**variables, "params": params}
+    with pytest.raises(llic_jax.BitstreamError, match="other weights"):
+        llic_jax.decompress(model, changed, blob)
+
+
+def test_phase_times_split_the_call_into_network_and_coding(photo, make_small_model):
+    model, variables = make_small_model("mbt2018-mean")
+    img = _crop(photo, 64, 64)
+    encode(model, variables, img)  # compile outside the timed calls
+    enc, dec = PhaseTimes(), PhaseTimes()
+    start = time.perf_counter()
+    blob = encode(model, variables, img, times=enc).blob
+    enc_total = time.perf_counter() - start
+    llic_jax.decompress(model, variables, blob, times=dec)
+    for times in (enc, dec):
+        assert set(times.seconds) == {"network", "coding"}
+        assert all(s > 0 for s in times.seconds.values())
+    assert sum(enc.seconds.values()) <= enc_total

@@ -1,6 +1,5 @@
 """ELIC's SCCTX latent codec: masks, causality, train/eval agreement, codec round trip."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,9 +17,9 @@ from llic_jax.context import (
     elic_coding_masks,
 )
 from llic_jax.entropy.factorized import DeepFactorized
-from llic_jax.models import CompressionModel, register
+from llic_jax.models import register
 from llic_jax.models.hyperprior import analysis_transform, synthesis_transform
-from llic_jax.ops import add_uniform_noise, ste_round
+from llic_jax.models.llic import LLICElic
 
 N, M, GROUPS = 8, 24, (2, 2, 4, 4, 12)
 H = W = 8  # latent size
@@ -157,7 +156,7 @@ def test_sequential_steps_equal_the_training_two_pass(codec_setup, step_fn):
     assert np.isfinite(np.asarray(bits)).all()
 
 
-class TinyElic(CompressionModel):
+class TinyElic(LLICElic):
     """A test-only ELIC-style model: hyperprior transforms (×16) + ELIC hyper + SCCTX."""
 
     N: int = N
@@ -171,34 +170,6 @@ class TinyElic(CompressionModel):
         self.h_s = ElicHyperSynthesis(self.N)
         self.entropy_bottleneck = DeepFactorized(self.N)
         self.latent_codec = ElicLatentCodec(self.M, self.groups, 2 * self.N, (12, 8))
-
-    def analysis(self, x):
-        y = self.g_a(x)
-        return y, self.h_a(y)
-
-    def hyper_synthesis(self, z_hat):
-        return self.h_s(z_hat)
-
-    def synthesis(self, y_hat):
-        return self.g_s(y_hat)
-
-    def step_parameters(self, hyper, y_hat, step):
-        return self.latent_codec.step_parameters(hyper, y_hat, step)
-
-    @nn.nowrap
-    def coding_masks(self, latent_shape):
-        return elic_coding_masks(latent_shape, self.groups)
-
-    def __call__(self, x, train: bool = True):
-        if not train:
-            return self.eval_forward(x)
-        y, z = self.analysis(x)
-        bits_z = self.entropy_bottleneck.bits(
-            add_uniform_noise(z, self.make_rng("noise"))
-        )
-        hyper = self.hyper_synthesis(ste_round(z))
-        y_hat, bits_y = self.latent_codec.train_forward(y, hyper, self.make_rng("noise"))
-        return self.synthesis(y_hat), {"y": bits_y, "z": bits_z.sum(axis=(1, 2, 3))}
 
 
 @pytest.fixture(scope="module")
