@@ -1,8 +1,13 @@
-"""The `llic` command line: info, encode, decode.
+"""The `llic` command line.
 
   llic info MODEL [--size HxW]
   llic encode IN.png OUT.llic [--weights W | --quality Q]
   llic decode IN.llic OUT.png [--weights W]
+  llic eval [--weights W ...] --data DIR --out R.json [--entropy-estimation]
+  llic bench jpeg|webp|avif --data DIR --out R.json [--qualities 10,20,...]
+  llic bdrate ANCHOR.json TEST.json [--method pchip|cubic] [--metric psnr|ms-ssim]
+  llic plot R.json ... -o rd.png [--reference DIR]
+  llic export (--workdir RUN | --weights W) --out W.safetensors [--float16]
 
 Bad input (unreadable image, corrupt stream, wrong weights) ends with one line on stderr
 and exit status 1; outputs are written to a temporary file and renamed, so an existing
@@ -126,6 +131,135 @@ def cmd_decode(args) -> None:
     print(f"{args.output}: {img.shape[1]}x{img.shape[0]} ({seconds:.2f} s)")
 
 
+_CONVENTIONS = (
+    "bpp = 8 x file bytes (header included) / original pixels; estimated_bpp = "
+    "-sum log2 p / pixels of the eval forward; PSNR and MS-SSIM per image on 8-bit RGB, "
+    "then averaged; ms-ssim-db-rgb = -10 log10(1 - mean MS-SSIM); times: mean seconds "
+    "per image, JIT compilation excluded"
+)
+
+
+def _check_output(path) -> None:
+    path = Path(path)
+    if path.is_dir():
+        raise CliError(f"{path} is a directory")
+    if not (path.parent if str(path.parent) else Path(".")).is_dir():
+        raise CliError(f"{path.parent}: no such directory")
+
+
+def cmd_eval(args) -> None:
+    from llic_jax import evaluate, rd_results
+    from llic_jax.weights import BUNDLED, bundled_path
+
+    _check_output(args.out)
+    images = evaluate.load_images(args.data)
+    weights = args.weights or [str(bundled_path(q)) for q in sorted(BUNDLED)]
+    points, names = [], set()
+    for path in weights:
+        model, variables = _load(path)
+        names.add(model.model_name)
+        save = (
+            None if args.save_recon is None else Path(args.save_recon) / Path(path).stem
+        )
+        points.append(evaluate.evaluate_model(
+            model, variables, images, entropy_estimation=args.entropy_estimation,
+            save_recon=save, progress=not args.quiet, label=Path(path).name,
+        ))  # fmt: skip
+        r = rd_results.summarise_point(points[-1]["images"])
+        print(f"{Path(path).name}: {r['bpp']:.4f} bpp (estimated {r['estimated_bpp']:.4f}),"
+              f" {r['psnr-rgb']:.2f} dB, MS-SSIM {r.get('ms-ssim-rgb', float('nan')):.4f}"
+              f" over {len(images)} images")  # fmt: skip
+    mode = "entropy estimation (no coding)" if args.entropy_estimation else "real coding"
+    description = f"llic_jax {mode} on {args.data}; {_CONVENTIONS}"
+    name = args.name or "+".join(sorted(names))
+    rd_results.write_json(args.out, rd_results.curve(name, description, points))
+    print(f"wrote {args.out}")
+
+
+def cmd_bench(args) -> None:
+    from llic_jax import classic_codecs, evaluate, rd_results
+
+    _check_output(args.out)
+    if args.qualities:
+        try:
+            qualities = [int(q) for q in args.qualities.split(",")]
+        except ValueError:
+            raise CliError(
+                f"--qualities must be integers, got {args.qualities!r}"
+            ) from None
+    else:
+        qualities = classic_codecs.default_qualities(args.codec)
+    classic_codecs.encode(args.codec, np.zeros((8, 8, 3), np.uint8), 50, args.subsampling)
+    images = evaluate.load_images(args.data)
+    points = [
+        evaluate.evaluate_classic(args.codec, images, q, args.subsampling, not args.quiet)
+        for q in qualities
+    ]
+    name = classic_codecs.describe(args.codec, args.subsampling)
+    description = f"{name} on {args.data}; {_CONVENTIONS}"
+    document = rd_results.curve(name, description, points)
+    rd_results.write_json(args.out, document)
+    for bpp, value in zip(document["results"]["bpp"], document["results"]["psnr-rgb"],
+                          strict=True):  # fmt: skip
+        print(f"  {bpp:.4f} bpp  {value:.2f} dB")
+    print(f"wrote {args.out}")
+
+
+def cmd_bdrate(args) -> None:
+    from llic_jax import bjontegaard, rd_results
+
+    anchor, test = rd_results.load_curve(args.anchor), rd_results.load_curve(args.test)
+    key = {"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-db-rgb"}[args.metric]
+    for curve, path in ((anchor, args.anchor), (test, args.test)):
+        if key not in curve["results"]:
+            raise CliError(f"{path}: no {key} in the results")
+    a, t = anchor["results"], test["results"]
+    try:
+        rate = bjontegaard.bd_rate(a["bpp"], a[key], t["bpp"], t[key], args.method)
+        quality = bjontegaard.bd_psnr(a["bpp"], a[key], t["bpp"], t[key], args.method)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    unit = "PSNR" if args.metric == "psnr" else "MS-SSIM"
+    print(f"{test['name']} vs {anchor['name']} ({args.metric}, {args.method}): "
+          f"BD-rate {rate:+.2f}%, BD-{unit} {quality:+.3f} dB")  # fmt: skip
+
+
+def cmd_plot(args) -> None:
+    from llic_jax import rd_plot, rd_results
+
+    _check_output(args.output)
+    curves = [rd_results.load_curve(p) for p in args.results]
+    references = []
+    if args.reference:
+        folder = Path(args.reference)
+        if not folder.is_dir():
+            raise CliError(f"{folder}: no such directory")
+        references = [rd_results.load_curve(p) for p in sorted(folder.glob("*.json"))]
+    rd_plot.plot_curves(curves, args.output, references, args.title)
+    print(f"wrote {args.output}")
+
+
+def cmd_export(args) -> None:
+    from llic_jax import export
+
+    _check_output(args.out)
+    if args.workdir:
+        model, params, metadata = export.load_workdir(args.workdir)
+    else:
+        from llic_jax.weights import read_metadata
+
+        model, variables = _load(args.weights)
+        params = variables["params"]
+        metadata = {k: v for k, v in read_metadata(args.weights).items()
+                    if k not in ("format", "version", "model", "fingerprint")}  # fmt: skip
+    export.export_weights(
+        args.out, model, params, float16=args.float16, metadata=metadata
+    )
+    size = Path(args.out).stat().st_size / 1e6
+    print(f"{args.out}: {model.model_name}, {size:.1f} MB"
+          + (" (float16 parameters)" if args.float16 else ""))  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llic", description="LLIC image codec (JAX).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +280,50 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("output")
     dec.add_argument("--weights", help="weights file (default: the bundled model)")
     dec.set_defaults(run=cmd_decode)
+
+    ev = sub.add_parser("eval", help="RD point(s) of weights files over a folder")
+    ev.add_argument(
+        "--weights", nargs="+", help="weights files (default: bundled models)"
+    )
+    ev.add_argument("--data", required=True, help="folder of images")
+    ev.add_argument("--out", required=True, help="results JSON (CompressAI schema)")
+    ev.add_argument("--name", help="curve name (default: the model names)")
+    ev.add_argument("--entropy-estimation", action="store_true",
+                    help="skip the coder; report the estimated rate only")  # fmt: skip
+    ev.add_argument("--save-recon", help="write decoded PNGs under DIR/<weights>/")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(run=cmd_eval)
+
+    bench = sub.add_parser("bench", help="RD curve of a classic codec (Pillow)")
+    bench.add_argument("codec", choices=("jpeg", "webp", "avif"))
+    bench.add_argument("--data", required=True, help="folder of images")
+    bench.add_argument("--out", required=True, help="results JSON")
+    bench.add_argument("--qualities", help="comma-separated quality settings")
+    bench.add_argument("--subsampling", choices=("420", "444"), default="420")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.set_defaults(run=cmd_bench)
+
+    bd = sub.add_parser("bdrate", help="Bjøntegaard delta rate / PSNR of two curves")
+    bd.add_argument("anchor")
+    bd.add_argument("test")
+    bd.add_argument("--method", choices=("pchip", "cubic"), default="pchip")
+    bd.add_argument("--metric", choices=("psnr", "ms-ssim"), default="psnr")
+    bd.set_defaults(run=cmd_bdrate)
+
+    plot = sub.add_parser("plot", help="PSNR and MS-SSIM vs bpp, one PNG")
+    plot.add_argument("results", nargs="+", help="results JSON files")
+    plot.add_argument("-o", "--output", required=True, help="image file (.png)")
+    plot.add_argument("--reference", help="folder of reference curves (dashed)")
+    plot.add_argument("--title", default="")
+    plot.set_defaults(run=cmd_plot)
+
+    ex = sub.add_parser("export", help="training state → weights file with tables")
+    source = ex.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workdir", help="training workdir (latest state)")
+    source.add_argument("--weights", help="an existing weights file")
+    ex.add_argument("--out", required=True, help="weights file to write")
+    ex.add_argument("--float16", action="store_true", help="store parameters as float16")
+    ex.set_defaults(run=cmd_export)
     return parser
 
 

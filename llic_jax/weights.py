@@ -2,10 +2,13 @@
 
 Layout: every leaf of `variables` is a tensor named by its path joined with "/"
 (`params/g_a/layers_0/kernel`, `tables/z/lookup`); the safetensors metadata holds
-`{"format": "llic-weights", "version": "1", "model": <model_config JSON>, …}`. Loading
-rebuilds the model from the registry and checks every tensor name, shape and dtype
-against a fresh `init`, so a file from another model or version fails loudly.
-Writes go to a temporary file that is renamed into place.
+`{"format": "llic-weights", "version": "2", "model": <model_config JSON>,
+"fingerprint": <16 hex digits>, …}`. Loading rebuilds the model from the registry,
+checks every tensor name, shape and dtype against a fresh `init`, and recomputes the
+fingerprint (the one the bitstream header carries, coding/codec.py) over what it
+loaded, so a file from another model, an edited tensor or a damaged file fails loudly.
+Version 1 files (no fingerprint) still load. Writes go to a temporary file that is
+renamed into place.
 """
 
 import json
@@ -30,7 +33,8 @@ __all__ = [
 ]
 
 _FORMAT = "llic-weights"
-_VERSION = "1"
+_VERSION = "2"
+_READABLE_VERSIONS = ("1", "2")
 
 
 class WeightsError(ValueError):
@@ -78,19 +82,27 @@ def save_weights(
       param_dtype: store parameters in this float dtype (e.g. "float16" to halve the
         file); loading casts back to float32. Build the tables from the cast values.
     """
+    from llic_jax.coding.codec import fingerprint  # the codec imports this module
+
     path = Path(path)
-    metadata = {
-        "format": _FORMAT,
-        "version": _VERSION,
-        "model": json.dumps(model_config(model)),
-        **(extra or {}),
-    }
     tensors = {}
     for name, value in flatten(dict(variables)).items():
         value = np.asarray(value)
         if param_dtype and name.startswith("params/"):
             value = value.astype(param_dtype)
         tensors[name] = np.ascontiguousarray(value)
+    # Over the values `load_weights` will return (parameters back in float32).
+    as_loaded = {
+        name: value.astype(np.float32) if name.startswith("params/") else value
+        for name, value in tensors.items()
+    }
+    metadata = {
+        **(extra or {}),
+        "format": _FORMAT,
+        "version": _VERSION,
+        "model": json.dumps(model_config(model)),
+        "fingerprint": fingerprint(unflatten(as_loaded)).hex(),
+    }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
     try:
@@ -114,8 +126,9 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     metadata = header.get("__metadata__") or {}
     if metadata.get("format") != _FORMAT:
         raise WeightsError(f"{path}: not an llic_jax weights file")
-    if metadata.get("version") != _VERSION:
-        raise WeightsError(f"{path}: weights format version {metadata.get('version')!r}")
+    if metadata.get("version") not in _READABLE_VERSIONS:
+        raise WeightsError(f"{path}: weights format version {metadata.get('version')!r} "
+                           f"is not one this llic_jax reads {_READABLE_VERSIONS}")  # fmt: skip
     return metadata
 
 
@@ -172,7 +185,34 @@ def load_weights(path: str | os.PathLike | None = None, *, quality: int | None =
             raise WeightsError(f"{path}: {name} has dtype {got[name].dtype}")
         # Files may store parameters in float16 (the bundled models do); compute in float32.
         flat[name] = got[name].astype(spec.dtype)
-    return model, unflatten(flat)
+    variables = unflatten(flat)
+    _check_tables(path, variables)
+    if "fingerprint" in metadata:
+        from llic_jax.coding.codec import fingerprint
+
+        if fingerprint(variables).hex() != metadata["fingerprint"]:
+            raise WeightsError(f"{path}: tensors do not match the file's fingerprint "
+                               "(edited or damaged file)")  # fmt: skip
+    elif metadata.get("version") != "1":
+        raise WeightsError(f"{path}: no fingerprint in the metadata")
+    return model, variables
+
+
+def _check_tables(path, variables) -> None:
+    """Coding tables, when present, must be complete integer arrays."""
+    tables = variables.get("tables")
+    if tables is None:
+        return
+    for stream in ("z", "y"):
+        for key in ("lookup", "offset"):
+            value = tables.get(stream, {}).get(key)
+            if value is None:
+                raise WeightsError(
+                    f"{path}: coding table tables/{stream}/{key} is missing"
+                )
+            if not np.issubdtype(value.dtype, np.integer):
+                raise WeightsError(f"{path}: coding table tables/{stream}/{key} "
+                                   f"has dtype {value.dtype}, expected integers")  # fmt: skip
 
 
 def _param_shapes(model):

@@ -10,11 +10,8 @@ from llic_jax.cli import main
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory, make_small_model):
-    model, variables = make_small_model("mbt2018-mean")
-    path = tmp_path_factory.mktemp("weights") / "small.safetensors"
-    llic_jax.save_weights(path, model, variables)
-    return path
+def weights(small_weights_file):
+    return small_weights_file
 
 
 @pytest.fixture()

@@ -67,3 +67,14 @@ def small_model(name: str):
 def make_small_model():
     """The `small_model` function, as a fixture."""
     return small_model
+
+
+@pytest.fixture(scope="session")
+def small_weights_file(tmp_path_factory):
+    """A weights file of the small random-init mbt2018-mean (with tables)."""
+    import llic_jax
+
+    model, variables = small_model("mbt2018-mean")
+    path = tmp_path_factory.mktemp("weights") / "small.safetensors"
+    llic_jax.save_weights(path, model, variables)
+    return path

@@ -70,3 +70,25 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, make_small_model):
         llic_jax.save_weights(path, model, broken)
     assert path.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]
+
+
+def test_edited_tensor_is_refused_by_the_fingerprint(tmp_path, make_small_model):
+    model, variables = make_small_model("mbt2018-mean")
+    path = tmp_path / "w.safetensors"
+    llic_jax.save_weights(path, model, variables, param_dtype="float16")
+    assert len(read_metadata(path)["fingerprint"]) == 16
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 0x10  # inside the last tensor's data; the header still parses
+    path.write_bytes(bytes(raw))
+    with pytest.raises(WeightsError, match="fingerprint"):
+        llic_jax.load_weights(path)
+
+
+def test_fingerprint_is_the_one_streams_carry(tmp_path, make_small_model, photo):
+    model, variables = make_small_model("mbt2018-mean")
+    path = tmp_path / "w.safetensors"
+    llic_jax.save_weights(path, model, variables)
+    _, loaded = llic_jax.load_weights(path)
+    from llic_jax.coding.codec import fingerprint
+
+    assert fingerprint(loaded).hex() == read_metadata(path)["fingerprint"]

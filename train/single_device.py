@@ -30,6 +30,7 @@ from PIL import Image
 
 import llic_jax
 from llic_jax.losses import rate_distortion_loss
+from llic_jax.models import model_config
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".ppm")
 
@@ -129,6 +130,10 @@ def main(argv=None):
     args.workdir.mkdir(parents=True, exist_ok=True)
     images = load_images(args.data, args.downscale, args.patch)
     model = llic_jax.create_model(args.model)
+    # What `llic export --workdir` needs to rebuild the model from the state alone.
+    config = {"model": model_config(model), "lmbda": args.lmbda, "data": str(args.data),
+              "batch": args.batch, "patch": args.patch, "downscale": args.downscale}  # fmt: skip
+    (args.workdir / "config.json").write_text(json.dumps(config, indent=1))
     optimizer = optax.chain(
         optax.clip_by_global_norm(args.clip), optax.adam(learning_rate(args))
     )

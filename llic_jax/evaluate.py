@@ -1,0 +1,160 @@
+"""RD evaluation of trained models and classic codecs over a folder of images.
+
+`evaluate_model` codes every image for real (`compress` → bytes → `decompress`) and also
+runs the eval-mode forward for the estimated rate; `evaluate_classic` sweeps a classic
+codec's quality. Both return RD points `{"label", "images": [row, ...]}` for
+`rd_results.curve`; a row holds the image name, real and estimated bpp, PSNR, MS-SSIM
+(linear; None for images under 161 pixels a side) and encode / decode seconds.
+Timing excludes JIT compilation: the first image of every padded size is coded once,
+untimed, before its timed run.
+"""
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from llic_jax import classic_codecs
+from llic_jax.metrics import ms_ssim, psnr
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "evaluate_classic",
+    "evaluate_model",
+    "find_images",
+    "load_images",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".ppm", ".tif", ".tiff")
+
+
+def find_images(folder: str | os.PathLike) -> list[Path]:
+    """The image files directly in `folder`, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: no such directory")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise ValueError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    return paths
+
+
+def load_images(folder: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
+    """(file name, uint8 RGB) for every image of `folder`."""
+    from llic_jax.cli import read_image
+
+    return [(p.name, read_image(p)) for p in find_images(folder)]
+
+
+def _progress(items: Sequence, description: str, enabled: bool) -> Iterable:
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=description, unit="img", leave=False, dynamic_ncols=True)
+
+
+def _quality(img: np.ndarray, decoded: np.ndarray) -> dict:
+    small = min(img.shape[:2]) < 161
+    return {
+        "psnr": psnr(img, decoded),
+        "ms_ssim": None if small else ms_ssim(img, decoded),
+    }
+
+
+def evaluate_model(
+    model,
+    variables,
+    images: Sequence[tuple[str, np.ndarray]],
+    *,
+    entropy_estimation: bool = False,
+    save_recon: str | os.PathLike | None = None,
+    progress: bool = True,
+    label: str = "",
+) -> dict:
+    """One RD point: every image coded with (`model`, `variables`).
+
+    Args:
+      images: (name, uint8 RGB) pairs.
+      entropy_estimation: skip the coder; `bpp` is then the eval forward's estimate
+        and `encoding_time` the forward's.
+      save_recon: folder for the decoded images (PNG, named after the inputs).
+      progress: show a progress bar on stderr.
+      label: names the point in the results (e.g. the weights file).
+    """
+    import llic_jax
+    from llic_jax.coding.codec import padded_size
+
+    if save_recon is not None:
+        Path(save_recon).mkdir(parents=True, exist_ok=True)
+    compiled = set()
+    rows = []
+    for name, img in _progress(images, label or model.model_name, progress):
+        h, w = img.shape[:2]
+        shape = padded_size(model, h, w)
+        if shape not in compiled:  # compile outside the timed calls
+            compiled.add(shape)
+            if entropy_estimation:
+                llic_jax.reconstruct(model, variables, img)
+            else:
+                llic_jax.decompress(
+                    model, variables, llic_jax.compress(model, variables, img)
+                )
+        row = {"image": name}
+        if entropy_estimation:
+            start = time.perf_counter()
+            decoded, bits = llic_jax.reconstruct(model, variables, img)
+            row["encoding_time"] = time.perf_counter() - start
+            row["decoding_time"] = None
+            row["bpp"] = float(bits) / (h * w)  # the estimate stands in for the rate
+        else:
+            start = time.perf_counter()
+            blob = llic_jax.compress(model, variables, img)
+            row["encoding_time"] = time.perf_counter() - start
+            start = time.perf_counter()
+            decoded = llic_jax.decompress(model, variables, blob)
+            row["decoding_time"] = time.perf_counter() - start
+            row["bytes"] = len(blob)
+            row["bpp"] = 8 * len(blob) / (h * w)
+            _, bits = llic_jax.reconstruct(model, variables, img)
+        row["estimated_bpp"] = float(bits) / (h * w)
+        row.update(_quality(img, decoded))
+        rows.append(row)
+        if save_recon is not None:
+            _save_png(Path(save_recon) / (Path(name).stem + ".png"), decoded)
+    return {"label": label or model.model_name, "images": rows}
+
+
+def evaluate_classic(
+    codec: str,
+    images: Sequence[tuple[str, np.ndarray]],
+    quality: int,
+    subsampling: str = "420",
+    progress: bool = True,
+) -> dict:
+    """One RD point of a classic codec at one quality setting."""
+    rows = []
+    for name, img in _progress(images, f"{codec} q{quality}", progress):
+        h, w = img.shape[:2]
+        start = time.perf_counter()
+        data = classic_codecs.encode(codec, img, quality, subsampling)
+        encoding_time = time.perf_counter() - start
+        start = time.perf_counter()
+        decoded = classic_codecs.decode(data)
+        decoding_time = time.perf_counter() - start
+        rows.append({
+            "image": name, "bytes": len(data), "bpp": 8 * len(data) / (h * w),
+            "encoding_time": encoding_time, "decoding_time": decoding_time,
+            **_quality(img, decoded),
+        })  # fmt: skip
+    return {"label": f"quality={quality}", "images": rows}
+
+
+def _save_png(path: Path, img: np.ndarray) -> None:
+    from PIL import Image
+
+    from llic_jax.cli import write_atomically
+
+    write_atomically(path, lambda tmp: Image.fromarray(img).save(tmp, format="PNG"))

@@ -1,0 +1,117 @@
+"""`llic eval`, `bench`, `bdrate`, `plot` and `export` end to end on tiny inputs."""
+
+import json
+
+import flax.serialization
+import numpy as np
+import pytest
+from PIL import Image
+
+import llic_jax
+from llic_jax.cli import main
+from llic_jax.rd_results import load_curve
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, photo):
+    """Two real-photo crops: one MS-SSIM can measure (≥ 161 px), one it cannot."""
+    path = tmp_path_factory.mktemp("images")
+    Image.fromarray(np.ascontiguousarray(photo[:176, :192])).save(path / "a.png")
+    Image.fromarray(np.ascontiguousarray(photo[200:240, 100:164])).save(path / "b.png")
+    return path
+
+
+@pytest.fixture(scope="module")
+def weights(small_weights_file):
+    return small_weights_file
+
+
+def test_eval_real_bpp_is_the_size_of_the_encoded_file(tmp_path, folder, weights):
+    out = tmp_path / "r.json"
+    args = ["eval", "--weights", str(weights), "--data", str(folder), "--out", str(out)]
+    assert main([*args, "--quiet", "--save-recon", str(tmp_path / "recon")]) == 0
+    document = json.loads(out.read_text())
+    results = document["results"]
+    for key in ("bpp", "estimated_bpp", "psnr-rgb", "encoding_time", "decoding_time"):
+        assert len(results[key]) == 1, key
+    rows = document["points"][0]["images"]
+    assert [r["image"] for r in rows] == ["a.png", "b.png"]
+    for row in rows:
+        stream = tmp_path / "s.llic"
+        assert main(["encode", str(folder / row["image"]), str(stream),
+                     "--weights", str(weights)]) == 0  # fmt: skip
+        h, w = np.asarray(Image.open(folder / row["image"])).shape[:2]
+        assert row["bpp"] == pytest.approx(8 * stream.stat().st_size / (h * w))
+        assert row["estimated_bpp"] > 0
+    # MS-SSIM needs 161 px: only one image has it, so the mean is left out.
+    assert rows[0]["ms_ssim"] is not None and rows[1]["ms_ssim"] is None
+    assert "ms-ssim-rgb" not in results
+    assert sorted(p.name for p in (tmp_path / "recon" / "small").iterdir()) == [
+        "a.png",
+        "b.png",
+    ]
+
+
+def test_entropy_estimation_skips_the_coder(tmp_path, folder, weights):
+    out = tmp_path / "r.json"
+    assert main(["eval", "--weights", str(weights), "--data", str(folder),
+                 "--out", str(out), "--entropy-estimation", "--quiet"]) == 0  # fmt: skip
+    rows = json.loads(out.read_text())["points"][0]["images"]
+    assert all(r["bpp"] == r["estimated_bpp"] and "bytes" not in r for r in rows)
+
+
+def test_bench_bdrate_and_plot(tmp_path, folder, capsys):
+    jpeg, webp = tmp_path / "jpeg.json", tmp_path / "webp.json"
+    base = ["--data", str(folder), "--quiet", "--qualities", "10,30,50,70,90"]
+    assert main(["bench", "jpeg", *base, "--out", str(jpeg)]) == 0
+    assert main(["bench", "webp", *base, "--out", str(webp)]) == 0
+    curve = load_curve(jpeg)
+    assert len(curve["results"]["bpp"]) == 5
+    assert curve["results"]["bpp"] == sorted(curve["results"]["bpp"])
+    assert "JPEG" in curve["name"] and "4:2:0" in curve["name"]
+    capsys.readouterr()
+    assert main(["bdrate", str(jpeg), str(webp)]) == 0
+    line = capsys.readouterr().out
+    assert "BD-rate" in line and "pchip" in line
+    rate = float(line.split("BD-rate ")[1].split("%")[0])
+    assert main(["bdrate", str(webp), str(jpeg)]) == 0
+    reverse = float(capsys.readouterr().out.split("BD-rate ")[1].split("%")[0])
+    assert np.sign(rate) == -np.sign(reverse)
+    png = tmp_path / "rd.png"
+    assert main(["plot", str(jpeg), str(webp), "-o", str(png)]) == 0
+    assert Image.open(png).size[0] > 500
+
+
+def test_bdrate_refuses_short_curves_with_one_line(tmp_path, folder, capsys):
+    short = tmp_path / "short.json"
+    assert main(["bench", "jpeg", "--data", str(folder), "--quiet",
+                 "--qualities", "20,80", "--out", str(short)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["bdrate", str(short), str(short)]) == 1
+    err = capsys.readouterr().err
+    assert "at least 4" in err and err.count("\n") == 1
+    (tmp_path / "junk.json").write_text("{")
+    assert main(["plot", str(tmp_path / "junk.json"), "-o", str(tmp_path / "x.png")]) == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_export_from_a_workdir_round_trips(tmp_path, make_small_model, photo, capsys):
+    model, variables = make_small_model("mbt2018-mean")
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    config = {"model": llic_jax.models.model_config(model), "lmbda": 0.013}
+    (workdir / "config.json").write_text(json.dumps(config))
+    state = {"step": 7, "state": {"0": variables["params"], "1": {}}}
+    (workdir / "state.msgpack").write_bytes(flax.serialization.msgpack_serialize(state))
+    out = tmp_path / "w.safetensors"
+    assert (
+        main(["export", "--workdir", str(workdir), "--out", str(out), "--float16"]) == 0
+    )
+    loaded_model, loaded = llic_jax.load_weights(out)
+    assert loaded_model == model
+    img = np.ascontiguousarray(photo[:48, :40])
+    blob = llic_jax.compress(loaded_model, loaded, img)
+    assert llic_jax.decompress(loaded_model, loaded, blob).shape == img.shape
+    capsys.readouterr()
+    assert main(["export", "--workdir", str(tmp_path), "--out", str(out)]) == 1
+    assert "training workdir" in capsys.readouterr().err
