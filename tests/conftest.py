@@ -23,6 +23,9 @@ SMALL_OPTIONS = {
     # are the same network.
     "llic-elic": {"N": 16, "M": 32, "groups": (2, 2, 4, 8, 16)},
     "llic-elic-compact": {"N": 16, "M": 32, "groups": (2, 2, 4, 8, 16)},
+    # llic-stf: 5 slices of 8, support 3; the compact one another layout (4 × 8, 2).
+    "llic-stf": {"N": 16, "M": 40, "num_slices": 5, "max_support_slices": 3},
+    "llic-stf-compact": {"N": 16, "M": 32, "num_slices": 4, "max_support_slices": 2},
 }
 
 

@@ -3,38 +3,53 @@
 `LLICElic` (registry: `llic-elic`, `llic-elic-compact`) keeps ELIC's hyperprior and
 space–channel context model unchanged (context/elic.py), so that only the transforms
 differ from ELIC, as the paper compares them ("LLIC-ELIC", −9.47% BD-rate vs VTM-17.0 on
-Kodak). The transforms are in models/llic_transforms.py, their blocks in
-layers/llic_blocks.py.
+Kodak). `LLICStf` (registry: `llic-stf`, `llic-stf-compact`) does the same with STF's
+hyperprior and channel-wise autoregressive model with LRP (context/charm.py,
+context/stf_hyper.py; "LLIC-STF", −9.49%). The transforms are in
+models/llic_transforms.py, their blocks in layers/llic_blocks.py.
 
 Training forward (models/base.py): noise for the rate and STE-rounded latents for
-synthesis and context (ELIC's two checkerboard passes per group); z is rounded to
-integers (no median offset).
+synthesis and context (ELIC's two checkerboard passes per group; STF's slices in
+order, each feeding the support and LRP of later ones); z is rounded to integers (no
+median offset).
 """
 
 from collections.abc import Sequence
 
 import flax.linen as nn
 
+from llic_jax.context.charm import (
+    STF_TRANSFORM_WIDTHS,
+    CharmLatentCodec,
+    charm_coding_masks,
+)
 from llic_jax.context.elic import (
     ElicHyperAnalysis,
     ElicHyperSynthesis,
     ElicLatentCodec,
     elic_coding_masks,
 )
+from llic_jax.context.stf_hyper import (
+    StfHyperAnalysis,
+    StfHyperSynthesis,
+    stf_hyper_widths,
+)
 from llic_jax.entropy.factorized import DeepFactorized
 from llic_jax.models.base import CompressionModel
 from llic_jax.models.llic_transforms import LLICAnalysis, LLICSynthesis
 
-__all__ = ["LLICElic"]
+__all__ = ["LLICElic", "LLICModel", "LLICStf"]
 
 
-class LLICElic(CompressionModel):
-    """LLIC transforms + ELIC's entropy model.
+class LLICModel(CompressionModel):
+    """LLIC's transform pair plus a latent codec; subclasses choose the entropy model.
+
+    Subclasses set `h_a`, `entropy_bottleneck` and `latent_codec` (and their hyper
+    synthesis) in `setup_entropy_model`, and define `hyper_synthesis` and `coding_masks`.
 
     Attributes:
       N: transform and hyper channels (paper: 192).
       M: latent channels (paper: 320).
-      groups: ELIC's uneven channel groups, summing to M.
       analysis_depths, synthesis_depths: blocks per stage (paper: [1,1,3,1], [1,3,1,1]).
       analysis_kernels, synthesis_kernels: depth-wise kernel per stage.
       num_kernels: SCST kernel-mixture size (our choice, see llic_blocks.SCST).
@@ -43,7 +58,6 @@ class LLICElic(CompressionModel):
 
     N: int = 192
     M: int = 320
-    groups: Sequence[int] = (16, 16, 32, 64, 192)
     analysis_depths: Sequence[int] = (1, 1, 3, 1)
     synthesis_depths: Sequence[int] = (1, 3, 1, 1)
     analysis_kernels: Sequence[int] = (11, 11, 9, 9)
@@ -60,6 +74,35 @@ class LLICElic(CompressionModel):
             self.N, self.synthesis_depths, self.synthesis_kernels,
             self.num_kernels, self.dynamic,
         )  # fmt: skip
+        self.setup_entropy_model()
+
+    def setup_entropy_model(self):
+        raise NotImplementedError
+
+    def analysis(self, x):
+        y = self.g_a(x)
+        return y, self.h_a(y)
+
+    def synthesis(self, y_hat):
+        return self.g_s(y_hat)
+
+    def step_parameters(self, hyper, y_hat, step):
+        return self.latent_codec.step_parameters(hyper, y_hat, step)
+
+    def train_latents(self, y, hyper, noise_rng):
+        return self.latent_codec.train_forward(y, hyper, noise_rng)
+
+
+class LLICElic(LLICModel):
+    """LLIC transforms + ELIC's entropy model.
+
+    Attributes (besides `LLICModel`'s):
+      groups: ELIC's uneven channel groups, summing to M.
+    """
+
+    groups: Sequence[int] = (16, 16, 32, 64, 192)
+
+    def setup_entropy_model(self):
         self.h_a = ElicHyperAnalysis(self.N)
         self.h_s = ElicHyperSynthesis(self.N)
         self.entropy_bottleneck = DeepFactorized(self.N)
@@ -70,22 +113,49 @@ class LLICElic(CompressionModel):
             self.M, tuple(self.groups), 2 * self.N, widths
         )
 
-    def analysis(self, x):
-        y = self.g_a(x)
-        return y, self.h_a(y)
-
     def hyper_synthesis(self, z_hat):
         return self.h_s(z_hat)
-
-    def synthesis(self, y_hat):
-        return self.g_s(y_hat)
-
-    def step_parameters(self, hyper, y_hat, step):
-        return self.latent_codec.step_parameters(hyper, y_hat, step)
 
     @nn.nowrap
     def coding_masks(self, latent_shape):
         return elic_coding_masks(latent_shape, tuple(self.groups))
 
-    def train_latents(self, y, hyper, noise_rng):
-        return self.latent_codec.train_forward(y, hyper, noise_rng)
+
+class LLICStf(LLICModel):
+    """LLIC transforms + STF's entropy model (ChARM slices with LRP, STF hyperprior).
+
+    The paper does not say how LLIC-STF fits STF's slices to M = 320; we take the layout
+    of WACNN, the CNN model of the STF repository: 10 slices of 32, support of 5, its
+    hyper stacks (h_a 320→…→192, h_mean_s / h_scale_s 192→…→320; context/stf_hyper.py)
+    and a factorized prior on the N = 192 channels of z (our choice, DESIGN.md §6).
+
+    Attributes (besides `LLICModel`'s):
+      num_slices: equal channel slices of y (WACNN: 10).
+      max_support_slices: how many of the first decoded slices each slice sees (5).
+    """
+
+    num_slices: int = 10
+    max_support_slices: int = 5
+
+    def setup_entropy_model(self):
+        analysis_widths, synthesis_widths = stf_hyper_widths(self.N, self.M)
+        self.h_a = StfHyperAnalysis(analysis_widths)
+        self.h_mean_s = StfHyperSynthesis(synthesis_widths)
+        self.h_scale_s = StfHyperSynthesis(synthesis_widths)
+        self.entropy_bottleneck = DeepFactorized(self.N)
+        # STF's slice-transform widths (224, 176, 128, 64) are for N = 192; scale them
+        # with N, as LLICElic does its channel context (our choice).
+        widths = tuple(round(w * self.N / 192) for w in STF_TRANSFORM_WIDTHS)
+        self.latent_codec = CharmLatentCodec(
+            self.M, self.num_slices, self.max_support_slices, widths
+        )
+
+    def hyper_synthesis(self, z_hat):
+        return {"mean": self.h_mean_s(z_hat), "scale": self.h_scale_s(z_hat)}
+
+    def step_update(self, hyper, y_hat, symbols, mean, step):
+        return self.latent_codec.step_update(hyper, y_hat, symbols, mean, step)
+
+    @nn.nowrap
+    def coding_masks(self, latent_shape):
+        return charm_coding_masks(latent_shape, self.num_slices)

@@ -163,7 +163,7 @@ class TinyElic(LLICElic):
     M: int = M
     groups: tuple[int, ...] = GROUPS
 
-    def setup(self):
+    def setup(self):  # replaces the LLIC transforms, keeps ELIC's entropy model
         self.g_a = analysis_transform(self.N, self.M)
         self.g_s = synthesis_transform(self.N)
         self.h_a = ElicHyperAnalysis(self.N)
