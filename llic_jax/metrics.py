@@ -33,32 +33,33 @@ def psnr(x: np.ndarray, y: np.ndarray, max_val: float = 255.0) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(max_val**2 / mse))
 
 
-def _gaussian_window(size: int, sigma: float) -> np.ndarray:
-    """Normalised 2-D Gaussian [size, size] (separable: the outer product of 1-D ones)."""
+def _gaussian_taps(size: int, sigma: float) -> np.ndarray:
+    """Normalised 1-D Gaussian; the 2-D window is its outer product (it is separable)."""
     coords = np.arange(size, dtype=np.float64) - (size - 1) / 2
     g = np.exp(-0.5 * coords**2 / sigma**2)
-    g /= g.sum()
-    return np.outer(g, g)
+    return g / g.sum()
 
 
-def _filter(x: jax.Array, window: jax.Array) -> jax.Array:
-    """Depth-wise 'VALID' filtering of [B, H, W, C] by one [k, k] window."""
-    c = x.shape[-1]
-    kernel = jnp.tile(window[:, :, None, None], (1, 1, 1, c))
-    return jax.lax.conv_general_dilated(
-        x, kernel, (1, 1), "VALID",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=c,
-    )  # fmt: skip
+def _filter(x: jax.Array, taps: np.ndarray) -> jax.Array:
+    """'VALID' Gaussian filtering of [B, H, W, C], separably, as shift-and-add.
+
+    XLA:CPU runs grouped 2-D convolutions as many tiny ones (llic_jax/layers/dwconv.py);
+    two 11-tap passes of fused slices are ~50× faster and agree to float32 rounding.
+    """
+    k = len(taps)
+    h, w = x.shape[1:3]
+    rows = sum(float(t) * x[:, i : h - k + 1 + i] for i, t in enumerate(taps))
+    return sum(float(t) * rows[:, :, j : w - k + 1 + j] for j, t in enumerate(taps))
 
 
-def _ssim_and_cs(x, y, max_val, window):
+def _ssim_and_cs(x, y, max_val, taps):
     """Mean SSIM and mean contrast-structure term per image and channel: [B, C] each."""
     c1, c2 = (_K1 * max_val) ** 2, (_K2 * max_val) ** 2
-    mu_x, mu_y = _filter(x, window), _filter(y, window)
+    mu_x, mu_y = _filter(x, taps), _filter(y, taps)
     mu_xy, mu_sq = mu_x * mu_y, mu_x**2 + mu_y**2
     luminance = (2 * mu_xy + c1) / (mu_sq + c1)
-    cross = 2 * _filter(x * y, window) - 2 * mu_xy  # 2·covariance
-    spread = _filter(x**2 + y**2, window) - mu_sq  # σx² + σy²
+    cross = 2 * _filter(x * y, taps) - 2 * mu_xy  # 2·covariance
+    spread = _filter(x**2 + y**2, taps) - mu_sq  # σx² + σy²
     cs = (cross + c2) / (spread + c2)
     return (luminance * cs).mean(axis=(1, 2)), cs.mean(axis=(1, 2))
 
@@ -77,13 +78,13 @@ def _halve(x: jax.Array) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames="max_val")
 def _ms_ssim(x: jax.Array, y: jax.Array, max_val: float) -> jax.Array:
-    window = jnp.asarray(_gaussian_window(_FILTER_SIZE, _FILTER_SIGMA), x.dtype)
+    taps = _gaussian_taps(_FILTER_SIZE, _FILTER_SIGMA)
     weights = jnp.asarray(MS_SSIM_WEIGHTS, x.dtype)
     factors = []
     for scale in range(len(MS_SSIM_WEIGHTS)):
         if scale:
             x, y = _halve(x), _halve(y)
-        ssim, cs = _ssim_and_cs(x, y, max_val, window)
+        ssim, cs = _ssim_and_cs(x, y, max_val, taps)
         # The coarsest scale contributes SSIM (luminance included), the others only cs;
         # negative values are clipped at 0 before the power, as TensorFlow does.
         last = scale == len(MS_SSIM_WEIGHTS) - 1
