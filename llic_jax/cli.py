@@ -17,11 +17,12 @@ file is never left half-written.
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from llic_jax.atomic_write import write_atomically
 
 __all__ = ["main", "read_image", "write_atomically"]
 
@@ -58,24 +59,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return np.asarray(img.convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise CliError(f"{path}: cannot read image ({e})") from None
-
-
-def write_atomically(path: str | os.PathLike, write) -> None:
-    """Calls `write(tmp_path)`, then renames the temporary file to `path`."""
-    path = Path(path)
-    if path.is_dir():
-        raise CliError(f"{path} is a directory")
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise CliError(f"{directory}: no such directory")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _load(weights, quality=None):

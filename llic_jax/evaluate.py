@@ -155,6 +155,6 @@ def evaluate_classic(
 def _save_png(path: Path, img: np.ndarray) -> None:
     from PIL import Image
 
-    from llic_jax.cli import write_atomically
+    from llic_jax.atomic_write import write_atomically
 
     write_atomically(path, lambda tmp: Image.fromarray(img).save(tmp, format="PNG"))

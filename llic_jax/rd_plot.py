@@ -23,7 +23,7 @@ def plot_curves(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from llic_jax.cli import write_atomically
+    from llic_jax.atomic_write import write_atomically
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     panels = (("psnr-rgb", "PSNR (dB)"), ("ms-ssim-db-rgb", "MS-SSIM (dB)"))

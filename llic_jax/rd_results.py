@@ -18,11 +18,11 @@ mean seconds per image, JIT compilation excluded.
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from llic_jax.atomic_write import write_atomically
 from llic_jax.metrics import ms_ssim_db
 
 __all__ = ["curve", "load_curve", "summarise_point", "write_json"]
@@ -88,14 +88,5 @@ def load_curve(path: str | os.PathLike) -> dict:
 
 def write_json(path: str | os.PathLike, document: dict) -> None:
     """Writes `document` as indented JSON via a temporary file and a rename."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(document, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    text = json.dumps(document, indent=1) + "\n"
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text))

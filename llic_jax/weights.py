@@ -13,7 +13,6 @@ renamed into place.
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import jax
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from llic_jax.atomic_write import write_atomically
 from llic_jax.models import create_model, model_config
 
 __all__ = [
@@ -103,14 +103,7 @@ def save_weights(
         "model": json.dumps(model_config(model)),
         "fingerprint": fingerprint(unflatten(as_loaded)).hex(),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

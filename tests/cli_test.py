@@ -1,3 +1,5 @@
+import os
+import stat
 import subprocess
 import sys
 
@@ -96,3 +98,11 @@ def test_console_entry_point_prints_no_traceback(tmp_path):
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("llic: error:")
+
+
+def test_outputs_get_the_permissions_open_would_give(tmp_path, png, weights):
+    stream = tmp_path / "x.llic"
+    assert main(["encode", str(png), str(stream), "--weights", str(weights)]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(stream.stat().st_mode) == 0o666 & ~umask
