@@ -218,7 +218,8 @@ def cmd_plot(args) -> None:
         if not folder.is_dir():
             raise CliError(f"{folder}: no such directory")
         references = [rd_results.load_curve(p) for p in sorted(folder.glob("*.json"))]
-    rd_plot.plot_curves(curves, args.output, references, args.title)
+    max_bpp = args.max_bpp if args.max_bpp > 0 else None
+    rd_plot.plot_curves(curves, args.output, references, args.title, max_bpp)
     print(f"wrote {args.output}")
 
 
@@ -298,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output", required=True, help="image file (.png)")
     plot.add_argument("--reference", help="folder of reference curves (dashed)")
     plot.add_argument("--title", default="")
+    plot.add_argument("--max-bpp", type=float, default=2.0,
+                      help="crop the rate axis here (0: no limit)")  # fmt: skip
     plot.set_defaults(run=cmd_plot)
 
     ex = sub.add_parser("export", help="training state → weights file with tables")

@@ -1,8 +1,11 @@
 """RD plots: PSNR–bpp and MS-SSIM (dB)–bpp side by side, from any results files.
 
-Our curves are drawn solid with markers, reference curves (e.g. published points in
-CompressAI's schema) thin and dashed, so that measured and quoted numbers are never
-confused. Curves without MS-SSIM are left out of that panel.
+Our curves are drawn solid with markers in strong colours, reference curves (e.g.
+published points in CompressAI's schema) thin, dashed and in light colours, so that
+measured and quoted numbers are never confused. Each curve keeps its colour in both
+panels; one legend on the right names them all. Curves without MS-SSIM are left out of
+that panel. `max_bpp` crops the rate axis (high-rate classic-codec points would
+otherwise squeeze the range learned codecs are compared in).
 """
 
 import os
@@ -16,8 +19,9 @@ def plot_curves(
     out: str | os.PathLike,
     references: list[dict] = (),
     title: str = "",
+    max_bpp: float | None = 2.0,
 ) -> None:
-    """Writes a PNG with the two RD panels (written to a temporary file, then renamed)."""
+    """Writes the two RD panels to `out` (format from its suffix; temp file + rename)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,28 +29,42 @@ def plot_curves(
 
     from llic_jax.atomic_write import write_atomically
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    strong, light = plt.get_cmap("tab10"), plt.get_cmap("tab20")
+    styles = [
+        (f"ref: {curve['name']}", curve,
+         dict(ls="--", lw=1, alpha=0.8, color=light(2 * (i % 10) + 1)))
+        for i, curve in enumerate(references)
+    ] + [
+        (curve["name"], curve, dict(ls="-", marker="o", lw=2, ms=4, color=strong(i % 10)))
+        for i, curve in enumerate(curves)
+    ]  # fmt: skip
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
     panels = (("psnr-rgb", "PSNR (dB)"), ("ms-ssim-db-rgb", "MS-SSIM (dB)"))
+    handles = {}
     for ax, (key, label) in zip(axes, panels, strict=True):
-        for curve in references:
+        for index, (name, curve, style) in enumerate(styles):
             r = curve["results"]
             if key in r:
-                ax.plot(r["bpp"], r[key], "--", lw=1, alpha=0.7, label=curve["name"])
-        for curve in curves:
-            r = curve["results"]
-            if key in r:
-                ax.plot(r["bpp"], r[key], "o-", lw=2, ms=4, label=curve["name"])
+                points = sorted(
+                    (b, q) for b, q in zip(r["bpp"], r[key], strict=True)
+                    if max_bpp is None or b <= max_bpp
+                )  # fmt: skip
+                if points:
+                    bpp, quality = zip(*points, strict=True)
+                    (line,) = ax.plot(bpp, quality, **style)
+                    handles.setdefault(index, (line, name))
         ax.set_xlabel("bpp (whole file)")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
-        if ax.get_lines():
-            ax.legend(fontsize=7)
-        else:
+        if not ax.get_lines():
             ax.text(0.5, 0.5, "no curve has this metric", ha="center",
                     transform=ax.transAxes)  # fmt: skip
+    if handles:
+        lines, names = zip(*(handles[i] for i in sorted(handles)), strict=True)
+        fig.legend(lines, names, loc="center right", fontsize=7)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.78, 1))
     suffix = Path(out).suffix.lstrip(".") or "png"
     write_atomically(out, lambda tmp: fig.savefig(tmp, dpi=120, format=suffix))
     plt.close(fig)
