@@ -10,13 +10,27 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomically"]
+__all__ = ["check_destination", "write_atomically"]
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def check_destination(path: str | os.PathLike) -> Path:
+    """The folder `path` would be written in; raises ValueError if it cannot be.
+
+    Commands call it before long work, so a bad output path fails at once.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise ValueError(f"{directory}: no such directory")
+    return directory
 
 
 def write_atomically(path: str | os.PathLike, write) -> None:
@@ -26,11 +40,7 @@ def write_atomically(path: str | os.PathLike, write) -> None:
       ValueError: `path` is a directory or its folder does not exist.
     """
     path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a directory")
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise ValueError(f"{directory}: no such directory")
+    directory = check_destination(path)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

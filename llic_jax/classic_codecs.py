@@ -12,7 +12,14 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, features
 
-__all__ = ["CODECS", "SUBSAMPLINGS", "decode", "default_qualities", "encode"]
+__all__ = [
+    "CODECS",
+    "SUBSAMPLINGS",
+    "check_supported",
+    "decode",
+    "default_qualities",
+    "encode",
+]
 
 CODECS = ("jpeg", "webp", "avif")
 SUBSAMPLINGS = ("420", "444")
@@ -26,11 +33,12 @@ _QUALITIES = {
 
 
 def default_qualities(codec: str) -> Sequence[int]:
-    _check(codec, "420")
+    check_supported(codec, "420")
     return _QUALITIES[codec]
 
 
-def _check(codec: str, subsampling: str) -> None:
+def check_supported(codec: str, subsampling: str) -> None:
+    """Raises ValueError for an unknown codec, a bad chroma mode or a missing plugin."""
     if codec not in CODECS:
         raise ValueError(f"unknown codec {codec!r}; choose from {', '.join(CODECS)}")
     if subsampling not in SUBSAMPLINGS:
@@ -45,7 +53,7 @@ def _check(codec: str, subsampling: str) -> None:
 
 def encode(codec: str, img: np.ndarray, quality: int, subsampling: str = "420") -> bytes:
     """uint8 RGB [H, W, 3] → the bytes of a `codec` file at `quality` (0–100)."""
-    _check(codec, subsampling)
+    check_supported(codec, subsampling)
     if not 0 <= quality <= 100:
         raise ValueError(f"quality must be in 0…100, got {quality}")
     buffer = io.BytesIO()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llic_jax.atomic_write import write_atomically
+from llic_jax.atomic_write import check_destination, write_atomically
 
 __all__ = ["main", "read_image", "write_atomically"]
 
@@ -122,19 +122,11 @@ _CONVENTIONS = (
 )
 
 
-def _check_output(path) -> None:
-    path = Path(path)
-    if path.is_dir():
-        raise CliError(f"{path} is a directory")
-    if not (path.parent if str(path.parent) else Path(".")).is_dir():
-        raise CliError(f"{path.parent}: no such directory")
-
-
 def cmd_eval(args) -> None:
     from llic_jax import evaluate, rd_results
     from llic_jax.weights import BUNDLED, bundled_path
 
-    _check_output(args.out)
+    check_destination(args.out)
     images = evaluate.load_images(args.data)
     weights = args.weights or [str(bundled_path(q)) for q in sorted(BUNDLED)]
     points, names = [], set()
@@ -162,7 +154,7 @@ def cmd_eval(args) -> None:
 def cmd_bench(args) -> None:
     from llic_jax import classic_codecs, evaluate, rd_results
 
-    _check_output(args.out)
+    check_destination(args.out)
     if args.qualities:
         try:
             qualities = [int(q) for q in args.qualities.split(",")]
@@ -172,7 +164,7 @@ def cmd_bench(args) -> None:
             ) from None
     else:
         qualities = classic_codecs.default_qualities(args.codec)
-    classic_codecs.encode(args.codec, np.zeros((8, 8, 3), np.uint8), 50, args.subsampling)
+    classic_codecs.check_supported(args.codec, args.subsampling)
     images = evaluate.load_images(args.data)
     points = [
         evaluate.evaluate_classic(args.codec, images, q, args.subsampling, not args.quiet)
@@ -210,7 +202,7 @@ def cmd_bdrate(args) -> None:
 def cmd_plot(args) -> None:
     from llic_jax import rd_plot, rd_results
 
-    _check_output(args.output)
+    check_destination(args.output)
     curves = [rd_results.load_curve(p) for p in args.results]
     references = []
     if args.reference:
@@ -226,7 +218,7 @@ def cmd_plot(args) -> None:
 def cmd_export(args) -> None:
     from llic_jax import export
 
-    _check_output(args.out)
+    check_destination(args.out)
     if args.workdir:
         model, params, metadata = export.load_workdir(args.workdir)
     else:
