@@ -23,8 +23,10 @@ set exceeds ``--max-gb`` is skipped (``-``).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +40,12 @@ except ImportError:  # the comparison is optional
     torch = None
 
 C = 192
+# PyTorch runs where JAX runs: on the GPU when JAX uses one (timings then wait for the GPU).
+TORCH_DEVICE = (
+    "cuda"
+    if torch is not None and jax.default_backend() == "gpu" and torch.cuda.is_available()
+    else "cpu"
+)
 KODAK = [(384, 256, 11), (192, 128, 11), (96, 64, 9), (48, 32, 9)]
 TRAIN = [(128, 128, 11), (64, 64, 11), (32, 32, 9), (16, 16, 9)]
 QUICK = [  # (batch, H, W, K, kind, mode)
@@ -64,29 +72,43 @@ def _torch_fn(x, k, g, mode):
     K = k.shape[-2]
     groups = Cx if k.ndim == 3 else B * Cx
     # NHWC memory viewed as NCHW is exactly channels-last; folding B into C needs a copy.
-    xt = torch.from_numpy(np.array(x)).permute(0, 3, 1, 2)
-    gt = torch.from_numpy(np.array(g)).permute(0, 3, 1, 2)
+    xt = torch.from_numpy(np.array(x)).to(TORCH_DEVICE).permute(0, 3, 1, 2)
+    gt = torch.from_numpy(np.array(g)).to(TORCH_DEVICE).permute(0, 3, 1, 2)
     if k.ndim == 4:
         xt = xt.reshape(1, B * Cx, H, W).contiguous(memory_format=torch.channels_last)
         gt = gt.reshape(1, B * Cx, H, W).contiguous(memory_format=torch.channels_last)
-    wt = torch.from_numpy(np.array(k).reshape(-1, K, K, Cx)).permute(0, 3, 1, 2)
+    wt = torch.from_numpy(np.array(k).reshape(-1, K, K, Cx)).to(TORCH_DEVICE)
+    wt = wt.permute(0, 3, 1, 2)
     wt = wt.reshape(groups, 1, K, K).contiguous()
     conv = lambda a, w: torch.nn.functional.conv2d(a, w, padding=K // 2, groups=groups)
     if mode == "fwd":
 
         def run():
             with torch.no_grad():
-                return conv(xt, wt)
+                out = conv(xt, wt)
+            _torch_wait()
+            return out
 
         return run
     xt.requires_grad_(True)
     wt.requires_grad_(True)
-    return lambda: torch.autograd.grad(conv(xt, wt), (xt, wt), gt)
+
+    def run_grad():
+        grads = torch.autograd.grad(conv(xt, wt), (xt, wt), gt)
+        _torch_wait()
+        return grads
+
+    return run_grad
+
+
+def _torch_wait():
+    if TORCH_DEVICE == "cuda":
+        torch.cuda.synchronize()
 
 
 def _torch_output_nhwc(out, B, H, W):
     y = out.detach().reshape(B, -1, H, W).permute(0, 2, 3, 1)
-    return y.contiguous().numpy()
+    return y.contiguous().cpu().numpy()
 
 
 def bench_row(batch, H, W, K, kind, mode, names, args, skip):
@@ -170,6 +192,7 @@ def main(argv=None):
     parser.add_argument("--kernel-size", type=int, help="use this K for every row")
     parser.add_argument("--give-up", type=float, default=10.0, help="seconds per call")
     parser.add_argument("--max-gb", type=float, default=3.0, help="working-set limit")
+    parser.add_argument("--json", type=Path, help="also write the rows' timings here")
     args = parser.parse_args(argv)
     names = ["public"] + (args.only or list(dwconv._FORMULATIONS))
     header = ["B", "H×W", "K", "kernel", "mode"] + names + ["torch", "ratio", "err"]
@@ -179,7 +202,7 @@ def main(argv=None):
         f"{args.repeats}"
     )
     print(" | ".join(header), flush=True)
-    summary, skip = [], set()
+    summary, skip, fastest = [], set(), []
     for b, H, W, K, kind, mode in _rows(args):
         K = args.kernel_size or K
         result, slow, err = bench_row(b, H, W, K, kind, mode, names, args, skip)
@@ -195,6 +218,14 @@ def main(argv=None):
         jax_best = min((result[n] + (1e9 if n in slow else 0), n) for n in timed)
         jax_best = (result[jax_best[1]], jax_best[1])
         summary.append(cells[:5] + [f"{jax_best[0]:.1f} ({jax_best[1]})"] + cells[-3:])
+        fastest.append(
+            {"row": cells[:5], "ms": {n: result[n] for n in timed if n not in slow}}
+        )
+    if args.json:
+        names = header[:5] + ["fastest jax", "torch", "public/torch", "err"]
+        rows = [dict(zip(names, c, strict=True)) for c in summary]
+        args.json.write_text(json.dumps({"backend": jax.default_backend(), "rows": rows,
+                                         "fastest": fastest}, indent=1))  # fmt: skip
     print("\nSummary: public function vs the fastest formulation and PyTorch (ms)")
     print(" | ".join(header[:5] + ["fastest jax", "torch", "public/torch", "err"]))
     for cells in summary:

@@ -51,17 +51,26 @@ job, so ~2–3× slower than idle and noisy; all in one run, interleaved; ms, me
 Choice: on CPU `tree_vjp` for K ≤ 5, `tree_fft` for K ≥ 7 (forward = `tree` in both). Over
 LLIC's shapes forward + backward takes 0.3–0.5× PyTorch's time at K = 9, 11 and 0.8–1.1× at
 K = 3; the forward alone 1.2–1.7× at K = 9, 11 from 128×128 up, ≤ 1× below and at K = 3
-(the XLA loop above is the limit; see `tree`). On GPU and TPU:
-`xla` (cuDNN and the TPU convolution units run grouped convolutions directly; the folded
-batch makes per-sample kernels one grouped conv). Unmeasured: no accelerator was available.
+(the XLA loop above is the limit; see `tree`).
 
-The custom VJPs make `depthwise_conv` reverse-mode only on CPU: `jax.grad`/`jax.vjp` work,
-`jax.jvp`/`jax.jacfwd` raise.
+GPU: `tree_fft` too. Measured on an NVIDIA H200 (jax 0.11.2, torch 2.11 + cuDNN; B = 64,
+C = 192, per-sample kernels, forward + backward, ms, median of 5):
+
+    K=9 64×16×16        xla 2.8   tree 0.7   tree_vjp 3.4   fft_vjp 0.6   PyTorch 3.1
+    K=9 64×32×32        xla 11.5  tree 3.3   tree_vjp 16.1  fft_vjp 1.3   PyTorch 13.2
+
+(XLA's grouped conv and cuDNN's are slow for per-sample kernels folded into B·C groups; the
+forward alone and larger maps were not measured in that lease.) TPU: `xla`, unmeasured.
+`LLIC_DWCONV=<name>` in the environment forces a formulation (read when a caller is traced).
+
+The custom VJPs make `depthwise_conv` reverse-mode only on CPU and GPU: `jax.grad`/`jax.vjp`
+work, `jax.jvp`/`jax.jacfwd` raise.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterable, Iterator
 
 import jax
@@ -389,14 +398,22 @@ _FORMULATIONS = {
     "tree_fft": _dwconv_tree_fft,
 }
 # CPU, measured: tap-by-tap backward for K ≤ 5 (K² cheap terms), the FFT beyond (its cost
-# does not grow with K). GPU/TPU: unmeasured, see the module docstring.
+# does not grow with K). GPU: the FFT backward measured fastest (module docstring).
 _SMALL_KERNEL = 5
 
 
 def _choose(backend: str, K: int) -> str:
+    # Override for benchmarks and new backends (read when a caller is traced).
+    forced = os.environ.get("LLIC_DWCONV")
+    if forced:
+        if forced not in _FORMULATIONS:
+            raise ValueError(
+                f"LLIC_DWCONV={forced!r}: not one of {sorted(_FORMULATIONS)}"
+            )
+        return forced
     if backend == "cpu":
         return "tree_vjp" if K <= _SMALL_KERNEL else "tree_fft"
-    return "xla"
+    return "tree_fft" if backend == "gpu" else "xla"
 
 
 @jax.jit  # also when called eagerly: op by op, the unrolled taps would be slow

@@ -131,3 +131,16 @@ def test_public_function_promotes_mixed_dtypes(K):
 def test_rejects_bad_shapes(x_shape, kernel_shape):
     with pytest.raises(ValueError):
         depthwise_conv(jnp.zeros(x_shape), jnp.zeros(kernel_shape))
+
+
+def test_formulation_choice_and_override(monkeypatch):
+    monkeypatch.delenv("LLIC_DWCONV", raising=False)
+    assert dwconv._choose("cpu", 3) == "tree_vjp"
+    assert dwconv._choose("cpu", 11) == "tree_fft"
+    assert dwconv._choose("gpu", 11) == "tree_fft"
+    assert dwconv._choose("tpu", 11) == "xla"
+    monkeypatch.setenv("LLIC_DWCONV", "shift")
+    assert dwconv._choose("cpu", 11) == "shift"
+    monkeypatch.setenv("LLIC_DWCONV", "no-such-formulation")
+    with pytest.raises(ValueError, match="LLIC_DWCONV"):
+        dwconv._choose("cpu", 11)

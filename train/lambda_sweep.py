@@ -1,0 +1,287 @@
+"""Train one architecture at several λ at once, for a wall-clock budget, on one device.
+
+  python -m train.lambda_sweep --model llic-elic-compact --data ../shared/data/bsds300 \
+      --lmbdas 0.0035 0.0067 0.013 0.025 --batch 16 --patch 128 --budget-s 400 --out DIR
+
+Made for short leases of an accelerator (a GPU lent for minutes, without TensorFlow): the
+whole image set lives in device memory, crops are cut on the device, and one compiled step
+trains every λ side by side (`jax.vmap` over stacked parameters, each model with its own
+crops, noise, gradient clipping and Adam state). So an RD curve costs one compilation, and
+the small per-model batch still fills the device.
+
+Schedule: the first steps (after compilation) time the step; the budget left then fixes the
+step count T, and the learning rate is linear warm-up over `--warmup` steps, constant, then
+a cosine decay to lr/30 over the last `--decay-fraction` of T (as train/single_device.py).
+
+Loss per model: `bpp + λ·MSE₂₅₅` (llic_jax.losses, DESIGN.md §5). Images are box-downscaled
+by `--downscale` (bsds300's JPEG artefacts vanish at ×2), turned landscape and centre-cropped
+to the smallest size in the set; crops get random flips and transposes (the 8 symmetries of
+the square). Output in `--out`: per λ, `params_<λ>.msgpack` (parameters as `--save-dtype`),
+and a line of JSON per report in `log.jsonl`. `--to-workdir PARAMS DIR` turns one into a
+train/single_device.py workdir (fresh Adam state), which `llic export --workdir` exports.
+"""
+
+import argparse
+import functools
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import llic_jax
+from llic_jax.losses import rate_distortion_loss
+from llic_jax.models import model_config
+from train.single_device import load_images
+
+
+def stack_images(images: list[np.ndarray]) -> np.ndarray:
+    """uint8 [N, h, w, 3]: each image landscape, centre-cropped to the set's smallest size."""
+    images = [
+        img if img.shape[1] >= img.shape[0] else img.transpose(1, 0, 2) for img in images
+    ]
+    h = min(img.shape[0] for img in images)
+    w = min(img.shape[1] for img in images)
+
+    def centre(img):
+        top, left = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
+        return img[top : top + h, left : left + w]
+
+    return np.stack([centre(img) for img in images])
+
+
+def sample_crops(images: jax.Array, key: jax.Array, batch: int, patch: int) -> jax.Array:
+    """float32 [batch, patch, patch, 3] in [0, 1]: random crops under a random symmetry."""
+    n, h, w, _ = images.shape
+    keys = jax.random.split(key, 5)
+    index = jax.random.randint(keys[0], (batch,), 0, n)
+    top = jax.random.randint(keys[1], (batch,), 0, h - patch + 1)
+    left = jax.random.randint(keys[2], (batch,), 0, w - patch + 1)
+    flips = jax.random.bernoulli(keys[3], 0.5, (batch, 2))
+    transpose = jax.random.bernoulli(keys[4], 0.5, (batch,))
+
+    def one(i, y0, x0, f, tr):
+        crop = jax.lax.dynamic_slice(images[i], (y0, x0, 0), (patch, patch, 3))
+        crop = jnp.where(f[0], crop[::-1], crop)
+        crop = jnp.where(f[1], crop[:, ::-1], crop)
+        return jnp.where(tr, crop.transpose(1, 0, 2), crop)
+
+    crops = jax.vmap(one)(index, top, left, flips, transpose)
+    return crops.astype(jnp.float32) / 255.0
+
+
+def learning_rate(step, total: int, peak: float, warmup: int, decay_fraction: float):
+    """Warm-up, constant, cosine decay to peak/30 (works on traced steps)."""
+    decay_start = total * (1 - decay_fraction)
+    progress = jnp.clip((step - decay_start) / max(total - decay_start, 1), 0.0, 1.0)
+    cosine = 1 / 30 + (1 - 1 / 30) * 0.5 * (1 + jnp.cos(jnp.pi * progress))
+    return peak * jnp.minimum(1.0, (step + 1) / warmup) * cosine
+
+
+def make_sweep_step(model, clip: float, batch: int, patch: int):
+    """jit(step)(state, images, key, lmbdas, lr) → (state, metrics), vmapped over models.
+
+    state = (params, adam_state), every leaf with a leading model axis; lmbdas [M];
+    metrics: {"loss", "bpp", "mse", "finite"}, each [M]. A model whose loss or gradient is
+    not finite keeps its state for that step (finite = 0).
+    """
+    adam = optax.scale_by_adam()
+
+    def one_model(params, adam_state, images, key, lmbda, lr):
+        crop_key, noise_key = jax.random.split(key)
+        x = sample_crops(images, crop_key, batch, patch)
+
+        def loss_fn(p):
+            x_hat, bits = model.apply({"params": p}, x, rngs={"noise": noise_key})
+            return rate_distortion_loss(x, x_hat, bits, lmbda)
+
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        grad_norm = optax.tree.norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        grads = jax.tree.map(
+            lambda g: g * jnp.minimum(1.0, clip / (grad_norm + 1e-12)), grads
+        )
+        updates, new_adam = adam.update(grads, adam_state, params)
+        new_params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
+
+        def keep(new, old):
+            return jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+
+        metrics = {**metrics, "grad_norm": grad_norm, "finite": finite}
+        return keep(new_params, params), keep(new_adam, adam_state), metrics
+
+    @functools.partial(jax.jit, donate_argnums=(0,))
+    def step(state, images, key, lmbdas, lr):
+        params, adam_state = state
+        keys = jax.random.split(key, lmbdas.shape[0])
+        params, adam_state, metrics = jax.vmap(
+            one_model, in_axes=(0, 0, None, 0, 0, None)
+        )(params, adam_state, images, keys, lmbdas, lr)
+        return (params, adam_state), metrics
+
+    return step
+
+
+def lmbda_tag(lmbda: float) -> str:
+    return f"{lmbda:g}"
+
+
+def save_params(out: Path, model, lmbdas, params, step: int, dtype: str) -> None:
+    """One `params_<λ>.msgpack` per model (written to a temp name, then renamed)."""
+    config = json.dumps(model_config(model))
+    for m, lmbda in enumerate(lmbdas):
+        one = jax.device_get(jax.tree.map(lambda p, m=m: p[m].astype(dtype), params))
+        record = {"step": step, "lmbda": lmbda, "model": config, "params": one}
+        path = out / f"params_{lmbda_tag(lmbda)}.msgpack"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(flax.serialization.msgpack_serialize(record))
+        os.replace(tmp, path)
+
+
+def load_params(path: Path) -> dict:
+    """What `save_params` wrote for one λ, parameters as float32."""
+    if not path.exists():
+        raise SystemExit(f"error: no such file: {path}")
+    saved = flax.serialization.msgpack_restore(path.read_bytes())
+    saved["params"] = jax.tree.map(lambda p: np.asarray(p, np.float32), saved["params"])
+    return saved
+
+
+def to_workdir(params_path: Path, workdir: Path, data: str, model_name: str) -> None:
+    """A train/single_device.py workdir from saved parameters (Adam state restarts).
+
+    The model comes from the file (`model_name` only for files written before it was stored).
+    """
+    saved = load_params(params_path)
+    config = json.loads(saved["model"]) if "model" in saved else {"name": model_name}
+    model = llic_jax.create_model(config["name"], **config.get("options", {}))
+    fresh_adam = flax.serialization.to_state_dict(optax.adam(1e-4).init(saved["params"]))
+    record = {
+        "step": int(saved["step"]),
+        "state": {"0": saved["params"], "1": fresh_adam},
+    }
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "state.msgpack").write_bytes(flax.serialization.msgpack_serialize(record))
+    config = {"model": model_config(model), "lmbda": float(saved["lmbda"]), "data": data}
+    (workdir / "config.json").write_text(json.dumps(config, indent=1))
+    print(f"wrote {workdir} (step {int(saved['step'])}, λ {float(saved['lmbda'])})")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="llic-elic-compact")
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--lmbdas", type=float, nargs="+", default=[0.0035, 0.0067, 0.013, 0.025]
+    )
+    parser.add_argument("--batch", type=int, default=16, help="crops per model and step")
+    parser.add_argument("--patch", type=int, default=128)
+    parser.add_argument("--downscale", type=int, default=2)
+    parser.add_argument(
+        "--budget-s", type=float, default=600, help="wall clock, compile included"
+    )
+    parser.add_argument("--max-steps", type=int, default=10**9)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--decay-fraction", type=float, default=0.25)
+    parser.add_argument("--clip", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--report-every", type=int, default=100)
+    parser.add_argument("--save-every-s", type=float, default=120)
+    parser.add_argument(
+        "--save-dtype",
+        default="float32",
+        choices=["float32", "float16"],
+        help="float16 halves the files (a lease may cap what comes back)",
+    )
+    parser.add_argument("--to-workdir", nargs=2, type=Path, metavar=("PARAMS", "WORKDIR"),
+                        help="saved parameters → a train.single_device workdir")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.to_workdir:
+        params_path, workdir = args.to_workdir
+        return to_workdir(params_path, workdir, str(args.data), args.model)
+    if args.data is None or args.out is None:
+        parser.error("--data and --out are required")
+
+    start = time.time()
+    args.out.mkdir(parents=True, exist_ok=True)
+    images = stack_images(load_images(args.data, args.downscale, args.patch))
+    if min(images.shape[1:3]) < args.patch:
+        raise SystemExit(f"error: images of {images.shape[1:3]} are smaller than --patch")
+    model = llic_jax.create_model(args.model)
+    lmbdas = jnp.asarray(args.lmbdas, jnp.float32)
+    keys = jax.random.split(jax.random.key(args.seed), len(args.lmbdas))
+    params = jax.jit(jax.vmap(lambda k: llic_jax.init(model, k, (64, 64))["params"]))(
+        keys
+    )
+    state = (params, jax.vmap(optax.scale_by_adam().init)(params))
+    images = jax.device_put(images)
+    step_fn = make_sweep_step(model, args.clip, args.batch, args.patch)
+    n_params = sum(p[0].size for p in jax.tree.leaves(params))
+    print(f"{jax.devices()[0].device_kind}: {args.model} ({n_params:,} params) × "
+          f"{len(args.lmbdas)} λ, {len(images)} images {images.shape[1:3]}, "
+          f"batch {args.batch}×{args.patch}² per model", flush=True)  # fmt: skip
+
+    log = open(args.out / "log.jsonl", "a")  # noqa: SIM115 (open for the whole run)
+    step, total, window = 0, args.max_steps, []
+    timing_start = last_save = time.time()
+    compile_s = None
+    while step < total:
+        lr = learning_rate(step, total, args.lr, args.warmup, args.decay_fraction)
+        key = jax.random.fold_in(jax.random.key(args.seed + 1), step)
+        state, metrics = step_fn(state, images, key, lmbdas, lr)
+        step += 1
+        window.append(metrics)
+        if compile_s is None:
+            jax.block_until_ready(metrics)
+            compile_s = time.time() - timing_start
+            timing_start = time.time()
+            print(f"compiled + first step in {compile_s:.1f} s", flush=True)
+        elif step == 21:
+            # Fix the length of the run (and so the schedule) from the measured step time.
+            jax.block_until_ready(metrics)
+            step_s = (time.time() - timing_start) / 20
+            left = args.budget_s - (time.time() - start) - 15  # the final save
+            total = min(args.max_steps, step + max(int(left / step_s), 0))
+            print(f"{step_s * 1e3:.1f} ms/step → {total} steps", flush=True)
+        if step % args.report_every == 0 or step == total:
+            got = jax.device_get(window)
+            mean = {k: np.mean([m[k] for m in got], axis=0) for k in got[0]}
+            record = {
+                "step": step,
+                "lr": float(lr),
+                "time_s": round(time.time() - start, 1),
+            }
+            for m, lmbda in enumerate(args.lmbdas):
+                psnr = 10 * math.log10(255**2 / max(float(mean["mse"][m]), 1e-10))
+                record[lmbda_tag(lmbda)] = {k: float(v[m]) for k, v in mean.items()} | {
+                    "psnr": psnr}  # fmt: skip
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            summary = "  ".join(
+                f"λ{lmbda_tag(lm)}: {record[lmbda_tag(lm)]['bpp']:.3f} bpp "
+                f"{record[lmbda_tag(lm)]['psnr']:.2f} dB" for lm in args.lmbdas)  # fmt: skip
+            print(f"step {step}/{total} ({record['time_s']} s): {summary}", flush=True)
+            window = []
+        if time.time() - last_save > args.save_every_s:
+            save_params(args.out, model, args.lmbdas, state[0], step, args.save_dtype)
+            last_save = time.time()
+    save_params(args.out, model, args.lmbdas, state[0], step, args.save_dtype)
+    elapsed = time.time() - start
+    peak = (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use")
+    memory = f", device memory peak {peak / 2**30:.1f} GiB" if peak else ""
+    print(
+        f"done: {step} steps in {elapsed:.0f} s (compile {compile_s:.0f} s){memory}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
