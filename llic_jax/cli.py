@@ -140,10 +140,16 @@ def cmd_eval(args) -> None:
             model, variables, images, entropy_estimation=args.entropy_estimation,
             save_recon=save, progress=not args.quiet, label=Path(path).name,
         ))  # fmt: skip
-        r = rd_results.summarise_point(points[-1]["images"])
-        print(f"{Path(path).name}: {r['bpp']:.4f} bpp (estimated {r['estimated_bpp']:.4f}),"
-              f" {r['psnr-rgb']:.2f} dB, MS-SSIM {r.get('ms-ssim-rgb', float('nan')):.4f}"
-              f" over {len(images)} images")  # fmt: skip
+        rows = points[-1]["images"]
+        mean = rd_results.summarise_point(rows)
+        print(f"{Path(path).name}: {mean['bpp']:.4f} bpp (estimated "
+              f"{mean['estimated_bpp']:.4f}), {mean['psnr-rgb']:.2f} dB, MS-SSIM "
+              f"{mean.get('ms-ssim-rgb', float('nan')):.4f} over {len(images)} images")  # fmt: skip
+        if not args.entropy_estimation:
+            exact = sum(row["bit_exact"] for row in rows)
+            close = sum(8 * r["bytes"] <= 1.01 * r["estimated_bits"] + 800 for r in rows)
+            print(f"  decoded = encoder's reconstruction on {exact}/{len(rows)} images; "
+                  f"real within 1% + 100 B of estimated on {close}/{len(rows)}")  # fmt: skip
     mode = "entropy estimation (no coding)" if args.entropy_estimation else "real coding"
     description = f"llic_jax {mode} on {args.data}; {_CONVENTIONS}"
     name = args.name or "+".join(sorted(names))

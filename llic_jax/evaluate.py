@@ -4,7 +4,8 @@
 runs the eval-mode forward for the estimated rate; `evaluate_classic` sweeps a classic
 codec's quality. Both return RD points `{"label", "images": [row, ...]}` for
 `rd_results.curve`; a row holds the image name, real and estimated bpp, PSNR, MS-SSIM
-(linear; None for images under 161 pixels a side) and encode / decode seconds.
+(linear; None for images under 161 pixels a side), encode / decode seconds and, when coded
+for real, `bit_exact`: the decoder's image equals the encoder's own reconstruction.
 Timing excludes JIT compilation: the first image of every padded size is coded once,
 untimed, before its timed run.
 """
@@ -85,7 +86,7 @@ def evaluate_model(
       label: names the point in the results (e.g. the weights file).
     """
     import llic_jax
-    from llic_jax.coding.codec import padded_size
+    from llic_jax.coding.codec import encode, padded_size
 
     if save_recon is not None:
         Path(save_recon).mkdir(parents=True, exist_ok=True)
@@ -111,14 +112,16 @@ def evaluate_model(
             row["bpp"] = float(bits) / (h * w)  # the estimate stands in for the rate
         else:
             start = time.perf_counter()
-            blob = llic_jax.compress(model, variables, img)
+            encoded = encode(model, variables, img)
             row["encoding_time"] = time.perf_counter() - start
             start = time.perf_counter()
-            decoded = llic_jax.decompress(model, variables, blob)
+            decoded = llic_jax.decompress(model, variables, encoded.blob)
             row["decoding_time"] = time.perf_counter() - start
-            row["bytes"] = len(blob)
-            row["bpp"] = 8 * len(blob) / (h * w)
+            row["bytes"] = len(encoded.blob)
+            row["bpp"] = 8 * len(encoded.blob) / (h * w)
+            row["bit_exact"] = bool(np.array_equal(decoded, encoded.reconstruction))
             _, bits = llic_jax.reconstruct(model, variables, img)
+        row["estimated_bits"] = float(bits)
         row["estimated_bpp"] = float(bits) / (h * w)
         row.update(_quality(img, decoded))
         rows.append(row)

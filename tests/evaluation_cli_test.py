@@ -26,10 +26,11 @@ def weights(small_weights_file):
     return small_weights_file
 
 
-def test_eval_real_bpp_is_the_size_of_the_encoded_file(tmp_path, folder, weights):
+def test_eval_real_bpp_is_the_size_of_the_encoded_file(tmp_path, folder, weights, capsys):
     out = tmp_path / "r.json"
     args = ["eval", "--weights", str(weights), "--data", str(folder), "--out", str(out)]
     assert main([*args, "--quiet", "--save-recon", str(tmp_path / "recon")]) == 0
+    assert "decoded = encoder's reconstruction on 2/2 images" in capsys.readouterr().out
     document = json.loads(out.read_text())
     results = document["results"]
     for key in ("bpp", "estimated_bpp", "psnr-rgb", "encoding_time", "decoding_time"):
@@ -42,7 +43,8 @@ def test_eval_real_bpp_is_the_size_of_the_encoded_file(tmp_path, folder, weights
                      "--weights", str(weights)]) == 0  # fmt: skip
         h, w = np.asarray(Image.open(folder / row["image"])).shape[:2]
         assert row["bpp"] == pytest.approx(8 * stream.stat().st_size / (h * w))
-        assert row["estimated_bpp"] > 0
+        assert row["estimated_bpp"] > 0 and row["bit_exact"] is True
+        assert row["estimated_bits"] == pytest.approx(row["estimated_bpp"] * h * w)
     # MS-SSIM needs 161 px: only one image has it, so the mean is left out.
     assert rows[0]["ms_ssim"] is not None and rows[1]["ms_ssim"] is None
     assert "ms-ssim-rgb" not in results
