@@ -153,6 +153,18 @@ def load_params(path: Path) -> dict:
     return saved
 
 
+def initial_params(source: Path):
+    """(model, float32 params) of a weights file or a train/single_device.py workdir."""
+    from llic_jax.export import load_workdir
+
+    if source.is_dir():
+        model, params, _ = load_workdir(source)
+    else:
+        model, variables = llic_jax.load_weights(source)
+        params = variables["params"]
+    return model, jax.tree.map(lambda p: np.asarray(p, np.float32), params)
+
+
 def to_workdir(params_path: Path, workdir: Path, data: str, model_name: str) -> None:
     """A train/single_device.py workdir from saved parameters (Adam state restarts).
 
@@ -188,6 +200,11 @@ def main(argv=None):
         "--budget-s", type=float, default=600, help="wall clock, compile included"
     )
     parser.add_argument("--max-steps", type=int, default=10**9)
+    parser.add_argument(
+        "--init",
+        type=Path,
+        help="start every λ from these weights (.safetensors) or workdir",
+    )
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--decay-fraction", type=float, default=0.25)
@@ -215,17 +232,23 @@ def main(argv=None):
     images = stack_images(load_images(args.data, args.downscale, args.patch))
     if min(images.shape[1:3]) < args.patch:
         raise SystemExit(f"error: images of {images.shape[1:3]} are smaller than --patch")
-    model = llic_jax.create_model(args.model)
     lmbdas = jnp.asarray(args.lmbdas, jnp.float32)
-    keys = jax.random.split(jax.random.key(args.seed), len(args.lmbdas))
-    params = jax.jit(jax.vmap(lambda k: llic_jax.init(model, k, (64, 64))["params"]))(
-        keys
-    )
+    if args.init:
+        # Fine-tuning to other λ from one trained model, as CompressAI's lower rates are.
+        model, one = initial_params(args.init)
+        params = jax.tree.map(
+            lambda p: jnp.stack([jnp.asarray(p)] * len(args.lmbdas)), one
+        )
+    else:
+        model = llic_jax.create_model(args.model)
+        keys = jax.random.split(jax.random.key(args.seed), len(args.lmbdas))
+        init = jax.vmap(lambda k: llic_jax.init(model, k, (64, 64))["params"])
+        params = jax.jit(init)(keys)
     state = (params, jax.vmap(optax.scale_by_adam().init)(params))
     images = jax.device_put(images)
     step_fn = make_sweep_step(model, args.clip, args.batch, args.patch)
     n_params = sum(p[0].size for p in jax.tree.leaves(params))
-    print(f"{jax.devices()[0].device_kind}: {args.model} ({n_params:,} params) × "
+    print(f"{jax.devices()[0].device_kind}: {model.model_name} ({n_params:,} params) × "
           f"{len(args.lmbdas)} λ, {len(images)} images {images.shape[1:3]}, "
           f"batch {args.batch}×{args.patch}² per model", flush=True)  # fmt: skip
 
