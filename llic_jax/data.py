@@ -52,6 +52,7 @@ import numpy as np
 __all__ = [
     "IMAGE_SUFFIXES",
     "Source",
+    "import_tensorflow",
     "list_images",
     "load_eval_images",
     "make_train_dataset",
@@ -110,8 +111,8 @@ class Source:
         return cls(**source)
 
 
-def _tf():
-    """TensorFlow, imported on first use, with GPUs hidden from it."""
+def import_tensorflow():
+    """TensorFlow, imported on first use, with GPUs hidden from it (JAX keeps them)."""
     import tensorflow as tf
 
     # Fails once TF is initialised: its device choice is made by then.
@@ -119,6 +120,8 @@ def _tf():
         tf.config.set_visible_devices([], "GPU")
     return tf
 
+
+_tf = import_tensorflow
 
 # ----------------------------------------------------------------------------- files
 

@@ -8,9 +8,10 @@ tables, the model config, the format version and the fingerprint (weights.py).
 With `float16=True` the parameters are rounded to float16 *before* the tables are
 built, so the file is self-consistent: the model that encodes is exactly the stored one.
 
-Workdir layout read here (train/single_device.py): `config.json` with
-`{"model": {"name", "options"}, ...}` and `state.msgpack` with `{"step", "state":
-{"0": params, "1": optimizer state}}`.
+Workdir layouts read here: `config.json` with `{"model": {"name", "options"}, ...}`, and
+either orbax checkpoints in `checkpoints/<step>/` (train/main.py; the latest step's
+`params` item) or `state.msgpack` with `{"step", "state": {"0": params, "1": optimizer
+state}}` (train/single_device.py).
 """
 
 import json
@@ -32,7 +33,9 @@ def load_workdir(workdir: str | os.PathLike):
 
     workdir = Path(workdir)
     config_path, state_path = workdir / "config.json", workdir / "state.msgpack"
-    for path in (config_path, state_path):
+    checkpoint_dir = workdir / "checkpoints"
+    orbax = checkpoint_dir.is_dir()
+    for path in (config_path,) if orbax else (config_path, state_path):
         if not path.is_file():
             raise WeightsError(f"{workdir}: no {path.name}; is this a training workdir?")
     try:
@@ -40,16 +43,40 @@ def load_workdir(workdir: str | os.PathLike):
         model = create_model(config["model"]["name"], **config["model"]["options"])
     except (KeyError, TypeError, ValueError) as e:
         raise WeightsError(f"{config_path}: bad training config ({e})") from None
-    try:
-        restored = flax.serialization.msgpack_restore(state_path.read_bytes())
-        params, step = restored["state"]["0"], int(restored["step"])
-    except Exception as e:  # msgpack raises several types on damaged files
-        raise WeightsError(
-            f"{state_path}: cannot read the training state ({e})"
-        ) from None
+    if orbax:
+        params, step = _latest_checkpoint_params(model, checkpoint_dir)
+    else:
+        try:
+            restored = flax.serialization.msgpack_restore(state_path.read_bytes())
+            params, step = restored["state"]["0"], int(restored["step"])
+        except Exception as e:  # msgpack raises several types on damaged files
+            raise WeightsError(
+                f"{state_path}: cannot read the training state ({e})"
+            ) from None
     metadata = {k: str(v) for k, v in config.items() if k != "model"}
     metadata["steps"] = str(step)
     return model, params, metadata
+
+
+def _latest_checkpoint_params(model, directory: Path):
+    """(params as numpy, step) of the latest orbax checkpoint in `directory`."""
+    import llic_jax
+    from llic_jax.checkpoints import Checkpointer, abstract_tree
+    from llic_jax.weights import WeightsError
+
+    shapes = jax.eval_shape(
+        lambda key: llic_jax.init(model, key, (64, 64)), jax.random.key(0)
+    )
+    abstract = abstract_tree(
+        shapes["params"], jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    )
+    try:
+        checkpointer = Checkpointer(directory, read_only=True)
+        params, step = checkpointer.restore_params(abstract)
+    except Exception as e:  # orbax raises several types on missing or damaged files
+        message = (str(e).strip() or type(e).__name__).splitlines()[0]
+        raise WeightsError(f"{directory}: cannot read a checkpoint ({message})") from None
+    return jax.tree.map(np.asarray, params), step
 
 
 def export_weights(

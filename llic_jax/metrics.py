@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["MS_SSIM_WEIGHTS", "ms_ssim", "ms_ssim_db", "psnr"]
+__all__ = ["MS_SSIM_WEIGHTS", "ms_ssim", "ms_ssim_array", "ms_ssim_db", "psnr"]
 
 # Wang, Simoncelli, Bovik, "Multiscale structural similarity for image quality
 # assessment", Asilomar 2003: exponents of the five scales (as tf.image.ssim_multiscale).
@@ -122,6 +122,14 @@ def ms_ssim(x, y, max_val: float = 255.0):
         _ms_ssim(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), float(max_val))
     )
     return float(values[0]) if single else values
+
+
+def ms_ssim_array(x: jax.Array, y: jax.Array, max_val: float = 255.0) -> jax.Array:
+    """`ms_ssim` of batches [B, H, W, C] → [B] as a traceable JAX function (for losses).
+
+    No shape checks: sides must be at least 161 pixels (see `ms_ssim`).
+    """
+    return _ms_ssim(x.astype(jnp.float32), y.astype(jnp.float32), float(max_val))
 
 
 def ms_ssim_db(value: float) -> float:
