@@ -21,9 +21,16 @@ from llic_jax.context.stf_hyper import (
     StfHyperSynthesis,
     stf_hyper_widths,
 )
+from llic_jax.context.swatten import (
+    TCM_TRANSFORM_WIDTHS,
+    SWAtten,
+    SwattenLatentCodec,
+)
+from llic_jax.context.tcm_hyper import TcmHyperAnalysis, TcmHyperSynthesis
 
 __all__ = [
     "STF_TRANSFORM_WIDTHS",
+    "TCM_TRANSFORM_WIDTHS",
     "CharmLatentCodec",
     "ElicHyperAnalysis",
     "ElicHyperSynthesis",
@@ -31,6 +38,10 @@ __all__ = [
     "SliceTransform",
     "StfHyperAnalysis",
     "StfHyperSynthesis",
+    "SWAtten",
+    "SwattenLatentCodec",
+    "TcmHyperAnalysis",
+    "TcmHyperSynthesis",
     "aggregation_widths",
     "anchor_mask",
     "charm_coding_masks",

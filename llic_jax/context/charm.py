@@ -20,7 +20,10 @@ all positions of the slice's channels. `step_update` writes the whole reconstruc
 `q_i + LRP_i` of the slice, so a model using this codec overrides the base
 `step_update` (which writes only symbols + mean) and delegates to the codec's; encoder
 and decoder run the same jitted function on the same integers, so the LRP is
-bit-identical on both sides.
+bit-identical on both sides. `mean_context` and `scale_context` build what the slice
+transforms see (here the concatenation of hyper features and support); a subclass can
+transform them, as TCM's SWAtten codec does (context/swatten.py). `step_update`
+recomputes the mean context for the LRP.
 
 Layer stacks (notes/baselines.md §1.4, from Googolxx/STF `cnn.py`/`stf.py`, which
 follow Minnen & Singh with other widths): each of cc_mean, cc_scale and lrp is, per
@@ -164,21 +167,35 @@ class CharmLatentCodec(nn.Module):
         """Channels of slice i's support: the first min(i, K) slices."""
         return min(i, self.max_support_slices) * slice_size(self.M, self.num_slices)
 
+    def mean_context(self, hyper: dict, support: jax.Array, i: int) -> jax.Array:
+        """What cc_mean_i and lrp_i see of slice i's inputs: cat[hyper_mean, support].
+
+        A subclass may transform it (TCM's SWAtten, context/swatten.py).
+        """
+        del i
+        return jnp.concatenate([hyper["mean"], support], -1)
+
+    def scale_context(self, hyper: dict, support: jax.Array, i: int) -> jax.Array:
+        """What cc_scale_i sees of slice i's inputs: cat[hyper_scale, support]."""
+        del i
+        return jnp.concatenate([hyper["scale"], support], -1)
+
     def slice_distribution(
         self, hyper: dict, support: jax.Array, i: int
-    ) -> tuple[jax.Array, jax.Array]:
-        """(raw scale, mean) [B, h, w, M/S] of slice i from its support [B, h, w, ·]."""
-        mean = self.cc_mean_transforms[i](jnp.concatenate([hyper["mean"], support], -1))
-        scale = self.cc_scale_transforms[i](
-            jnp.concatenate([hyper["scale"], support], -1)
-        )
-        return scale, mean
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(raw scale, mean, mean context) of slice i from its support [B, h, w, ·].
 
-    def slice_lrp(
-        self, hyper: dict, support: jax.Array, quantized: jax.Array, i: int
-    ) -> jax.Array:
-        """Latent residual prediction 0.5·tanh(lrp_i(cat[hyper_mean, support, q_i]))."""
-        x = jnp.concatenate([hyper["mean"], support, quantized], -1)
+        Scale and mean are [B, h, w, M/S]; the mean context (`mean_context`) is returned
+        for the slice's LRP.
+        """
+        context = self.mean_context(hyper, support, i)
+        mean = self.cc_mean_transforms[i](context)
+        scale = self.cc_scale_transforms[i](self.scale_context(hyper, support, i))
+        return scale, mean, context
+
+    def slice_lrp(self, context: jax.Array, quantized: jax.Array, i: int) -> jax.Array:
+        """Latent residual prediction 0.5·tanh(lrp_i(cat[mean context, q_i]))."""
+        x = jnp.concatenate([context, quantized], -1)
         return 0.5 * jnp.tanh(self.lrp_transforms[i](x))
 
     def step_distribution(
@@ -191,7 +208,7 @@ class CharmLatentCodec(nn.Module):
         """
         start, stop = self._bounds(step)
         support = y_hat[..., : self._support_channels(step)]
-        scale, mean = self.slice_distribution(hyper, support, step)
+        scale, mean, _ = self.slice_distribution(hyper, support, step)
         pad = ((0, 0), (0, 0), (0, 0), (start, self.M - stop))
         return jnp.pad(scale, pad, constant_values=1.0), jnp.pad(mean, pad)
 
@@ -222,7 +239,7 @@ class CharmLatentCodec(nn.Module):
         start, stop = self._bounds(step)
         quantized = symbols[..., start:stop].astype(y_hat.dtype) + mean[..., start:stop]
         support = y_hat[..., : self._support_channels(step)]
-        lrp = self.slice_lrp(hyper, support, quantized, step)
+        lrp = self.slice_lrp(self.mean_context(hyper, support, step), quantized, step)
         return y_hat.at[..., start:stop].set(quantized + lrp)
 
     def ste_forward(
@@ -237,9 +254,9 @@ class CharmLatentCodec(nn.Module):
             start, stop = self._bounds(i)
             k = min(i, self.max_support_slices)
             support = jnp.concatenate([y[..., :0], *y_hats[:k]], -1)
-            scale, mean = self.slice_distribution(hyper, support, i)
+            scale, mean, context = self.slice_distribution(hyper, support, i)
             quantized = ste_round(y[..., start:stop] - mean) + mean
-            y_hats.append(quantized + self.slice_lrp(hyper, support, quantized, i))
+            y_hats.append(quantized + self.slice_lrp(context, quantized, i))
             scales.append(scale)
             means.append(mean)
         cat = lambda xs: jnp.concatenate(xs, axis=-1)

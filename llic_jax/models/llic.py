@@ -5,12 +5,14 @@ space–channel context model unchanged (context/elic.py), so that only the tran
 differ from ELIC, as the paper compares them ("LLIC-ELIC", −9.47% BD-rate vs VTM-17.0 on
 Kodak). `LLICStf` (registry: `llic-stf`, `llic-stf-compact`) does the same with STF's
 hyperprior and channel-wise autoregressive model with LRP (context/charm.py,
-context/stf_hyper.py; "LLIC-STF", −9.49%). The transforms are in
+context/stf_hyper.py; "LLIC-STF", −9.49%), and `LLICTcm` (registry: `llic-tcm`,
+`llic-tcm-compact`) with TCM's hyperprior and SWAtten slices (context/swatten.py,
+context/tcm_hyper.py; "LLIC-TCM", −10.94%). The transforms are in
 models/llic_transforms.py, their blocks in layers/llic_blocks.py.
 
 Training forward (models/base.py): noise for the rate and STE-rounded latents for
-synthesis and context (ELIC's two checkerboard passes per group; STF's slices in
-order, each feeding the support and LRP of later ones); z is rounded to integers (no
+synthesis and context (ELIC's two checkerboard passes per group; STF's and TCM's slices
+in order, each feeding the support and LRP of later ones); z is rounded to integers (no
 median offset).
 """
 
@@ -34,11 +36,13 @@ from llic_jax.context.stf_hyper import (
     StfHyperSynthesis,
     stf_hyper_widths,
 )
+from llic_jax.context.swatten import TCM_TRANSFORM_WIDTHS, SwattenLatentCodec
+from llic_jax.context.tcm_hyper import TcmHyperAnalysis, TcmHyperSynthesis
 from llic_jax.entropy.factorized import DeepFactorized
 from llic_jax.models.base import CompressionModel
 from llic_jax.models.llic_transforms import LLICAnalysis, LLICSynthesis
 
-__all__ = ["LLICElic", "LLICModel", "LLICStf"]
+__all__ = ["LLICElic", "LLICModel", "LLICSlices", "LLICStf", "LLICTcm"]
 
 
 class LLICModel(CompressionModel):
@@ -121,7 +125,32 @@ class LLICElic(LLICModel):
         return elic_coding_masks(latent_shape, tuple(self.groups))
 
 
-class LLICStf(LLICModel):
+class LLICSlices(LLICModel):
+    """LLIC transforms + a channel-slice codec with LRP (the ChARM family: STF, TCM).
+
+    Subclasses build `h_a`, `h_mean_s`, `h_scale_s`, `entropy_bottleneck` and a
+    `CharmLatentCodec` (or subclass) as `latent_codec` in `setup_entropy_model`.
+
+    Attributes (besides `LLICModel`'s):
+      num_slices: equal channel slices of y.
+      max_support_slices: how many of the first decoded slices each slice sees.
+    """
+
+    num_slices: int = 10
+    max_support_slices: int = 5
+
+    def hyper_synthesis(self, z_hat):
+        return {"mean": self.h_mean_s(z_hat), "scale": self.h_scale_s(z_hat)}
+
+    def step_update(self, hyper, y_hat, symbols, mean, step):
+        return self.latent_codec.step_update(hyper, y_hat, symbols, mean, step)
+
+    @nn.nowrap
+    def coding_masks(self, latent_shape):
+        return charm_coding_masks(latent_shape, self.num_slices)
+
+
+class LLICStf(LLICSlices):
     """LLIC transforms + STF's entropy model (ChARM slices with LRP, STF hyperprior).
 
     The paper does not say how LLIC-STF fits STF's slices to M = 320; we take the layout
@@ -150,12 +179,53 @@ class LLICStf(LLICModel):
             self.M, self.num_slices, self.max_support_slices, widths
         )
 
-    def hyper_synthesis(self, z_hat):
-        return {"mean": self.h_mean_s(z_hat), "scale": self.h_scale_s(z_hat)}
 
-    def step_update(self, hyper, y_hat, symbols, mean, step):
-        return self.latent_codec.step_update(hyper, y_hat, symbols, mean, step)
+class LLICTcm(LLICSlices):
+    """LLIC transforms + TCM's entropy model (SWAtten slices with LRP, TCM hyperprior).
 
-    @nn.nowrap
-    def coding_masks(self, latent_shape):
-        return charm_coding_masks(latent_shape, self.num_slices)
+    TCM's code fixes M = 320, 5 slices of 64, support 5, SWAtten at 128 channels (head
+    dim 16, window 8), z at 192 channels, and hyper blocks of 2N channels whose CTBs use
+    head dim 32 and window 4 (notes/baselines.md §3; github.com/jmliu206/LIC_TCM). The
+    paper does not say which TCM size LLIC-TCM takes its hyperprior from; we take TCM-L's
+    (2N = 256), the model it is compared with (our choice). z has N channels (= TCM's
+    192 at N = 192) under a factorized prior, as the other LLIC variants.
+
+    Attributes (besides `LLICModel`'s):
+      num_slices: equal channel slices of y (TCM: 5).
+      max_support_slices: how many of the first decoded slices each slice sees (5).
+      hyper_channels: width of the hyper transforms' blocks (TCM-L: 256).
+      hyper_head_dim: channels per head of their Swin halves (TCM: 32).
+      hyper_window_size: their window (TCM: 4).
+      attention_dim: SWAtten's inner channels (TCM: 128).
+      attention_head_dim: channels per head of SWAtten's Swin blocks (TCM: 16).
+      window_size: their window (TCM: 8).
+    """
+
+    num_slices: int = 5
+    max_support_slices: int = 5
+    hyper_channels: int = 256
+    hyper_head_dim: int = 32
+    hyper_window_size: int = 4
+    attention_dim: int = 128
+    attention_head_dim: int = 16
+    window_size: int = 8
+
+    def setup_entropy_model(self):
+        hyper = dict(channels=self.hyper_channels, head_dim=self.hyper_head_dim,
+                     window_size=self.hyper_window_size)  # fmt: skip
+        self.h_a = TcmHyperAnalysis(z_channels=self.N, **hyper)
+        self.h_mean_s = TcmHyperSynthesis(features=self.M, **hyper)
+        self.h_scale_s = TcmHyperSynthesis(features=self.M, **hyper)
+        self.entropy_bottleneck = DeepFactorized(self.N)
+        # TCM's slice-transform widths (224, 128) scale with N, as in LLICStf (our
+        # choice; at N = 192 they are TCM's).
+        widths = tuple(round(w * self.N / 192) for w in TCM_TRANSFORM_WIDTHS)
+        self.latent_codec = SwattenLatentCodec(
+            self.M,
+            self.num_slices,
+            self.max_support_slices,
+            widths,
+            attention_dim=self.attention_dim,
+            attention_head_dim=self.attention_head_dim,
+            window_size=self.window_size,
+        )

@@ -1,4 +1,8 @@
-"""ChARM + LRP latent codec and STF hyperprior: masks, causality, train/eval agreement."""
+"""ChARM + LRP latent codec and STF hyperprior: masks, causality, train/eval agreement.
+
+The codec-contract tests (causality, steps = training forward, gradients) also run on
+TCM's SWAtten subclass (context/swatten.py); its own tests are in swatten_test.py.
+"""
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +14,7 @@ from llic_jax.context import (
     SliceTransform,
     StfHyperAnalysis,
     StfHyperSynthesis,
+    SwattenLatentCodec,
     charm_coding_masks,
     slice_size,
     stf_hyper_widths,
@@ -21,34 +26,37 @@ M, SLICES, SUPPORT = 24, 6, 3  # slices of 4; slices 4 and 5 see only slices 0�
 H = W = 8  # latent size
 
 
-def _codec():
+def _codec(kind: str = "charm"):
+    if kind == "swatten":  # window 4 on the 8×8 latent: shifted windows too
+        return SwattenLatentCodec(M, SLICES, SUPPORT, (12, 8), attention_dim=8,
+                                  attention_head_dim=4, window_size=4)  # fmt: skip
     return CharmLatentCodec(M, SLICES, SUPPORT, transform_widths=(12, 10, 8, 6))
 
 
-@pytest.fixture(scope="module")
-def codec_setup():
+@pytest.fixture(scope="module", params=["charm", "swatten"])
+def codec_setup(request):
     """(codec, params, y, hyper) with a random latent of scale ~3."""
-    # "rbg" keys: threefry-based initialisers take ~1 s per layer to compile here.
+    # Eager with "rbg" keys: a jitted init (hundreds of inlined threefry fold-ins)
+    # takes ~1 min to compile here, eager ~5 s.
     ky, km, ks, kp = jax.random.split(jax.random.key(0, impl="rbg"), 4)
     y = 3.0 * jax.random.normal(ky, (2, H, W, M))
     hyper = {
         "mean": jax.random.normal(km, (2, H, W, M)),
         "scale": jax.random.normal(ks, (2, H, W, M)),
     }
-    codec = _codec()
-    init = jax.jit(lambda k: codec.init(k, y, hyper, None, method="train_forward"))
-    return codec, init(kp)["params"], y, hyper
+    codec = _codec(request.param)
+    params = codec.init(kp, y, hyper, None, method="train_forward")["params"]
+    return codec, params, y, hyper
 
 
 @pytest.fixture(scope="module")
 def step_fns(codec_setup):
+    """step_distribution and step_update, eager: at these sizes compiling one function
+    per step (the step is static) costs ~10× running them op by op."""
     codec = codec_setup[0]
 
     def method(name):
-        return jax.jit(
-            lambda p, *args: codec.apply({"params": p}, *args, method=name),
-            static_argnums=(5,) if name == "step_update" else (3,),
-        )
+        return lambda p, *args: codec.apply({"params": p}, *args, method=name)
 
     return method("step_distribution"), method("step_update")
 
@@ -210,10 +218,10 @@ def test_train_forward_gives_finite_bits_and_gradients(codec_setup):
 
     (_, bits), grads = jax.value_and_grad(loss, has_aux=True)(params)
     assert np.isfinite(np.asarray(bits)).all() and (np.asarray(bits) > 0).all()
-    assert set(grads) == {
-        f"{part}_transforms_{i}" for part in ("cc_mean", "cc_scale", "lrp")
-        for i in range(SLICES)
-    }  # fmt: skip
+    parts = ["cc_mean_transforms", "cc_scale_transforms", "lrp_transforms"]
+    if isinstance(codec, SwattenLatentCodec):
+        parts += ["atten_mean", "atten_scale"]
+    assert set(grads) == {f"{part}_{i}" for part in parts for i in range(SLICES)}
     for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]:
         name = jax.tree_util.keystr(path)
         norm = float(jnp.linalg.norm(g))
