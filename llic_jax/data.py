@@ -16,8 +16,8 @@ batches of the per-process batch size, float32 in [0, 1], NHWC, as numpy.
 - Downscale: the mean of each `factor`² box, boxes anchored at the top-left corner; the
   partial boxes of the bottom and right edges average the pixels they hold, so the
   output is ceil(H/f) × ceil(W/f), rounded half up to uint8. Exactly PIL's
-  `Image.reduce(2)`, the convention of `train/single_device.py` (bsds300 JPEGs are halved
-  to hide their artefacts); for other factors PIL's fixed-point rounding can differ by
+  `Image.reduce(2)`, as `llic_jax.evaluate.load_images` (bsds300 JPEGs are halved to
+  hide their artefacts); for other factors PIL's fixed-point rounding can differ by
   one level. Only the window under the crop is downscaled (same result, less work).
 - Images whose (downscaled) side is under the patch: `small_images="skip"` (default)
   leaves them out; `"pad"` extends them by reflection (numpy's "reflect" mode, repeated

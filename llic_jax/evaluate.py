@@ -42,11 +42,23 @@ def find_images(folder: str | os.PathLike) -> list[Path]:
     return paths
 
 
-def load_images(folder: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
-    """(file name, uint8 RGB) for every image of `folder`."""
+def load_images(
+    folder: str | os.PathLike, downscale: int = 1
+) -> list[tuple[str, np.ndarray]]:
+    """(file name, uint8 RGB) for every image of `folder`.
+
+    `downscale` > 1 box-filters each image by that factor (PIL's `Image.reduce`, the
+    training input's convention: llic_jax.data).
+    """
+    from PIL import Image
+
     from llic_jax.cli import read_image
 
-    return [(p.name, read_image(p)) for p in find_images(folder)]
+    images = [(p.name, read_image(p)) for p in find_images(folder)]
+    if downscale > 1:
+        reduce = lambda img: np.asarray(Image.fromarray(img).reduce(downscale))  # noqa: E731
+        images = [(name, reduce(img)) for name, img in images]
+    return images
 
 
 def _progress(items: Sequence, description: str, enabled: bool) -> Iterable:

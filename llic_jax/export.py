@@ -11,7 +11,7 @@ built, so the file is self-consistent: the model that encodes is exactly the sto
 Workdir layouts read here: `config.json` with `{"model": {"name", "options"}, ...}`, and
 either orbax checkpoints in `checkpoints/<step>/` (train/main.py; the latest step's
 `params` item) or `state.msgpack` with `{"step", "state": {"0": params, "1": optimizer
-state}}` (train/single_device.py).
+state}}` (train/lambda_sweep.py --to-workdir, and the retired single-device trainer).
 """
 
 import json

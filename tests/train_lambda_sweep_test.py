@@ -68,7 +68,7 @@ def test_each_model_of_the_sweep_trains_as_it_would_alone(tiny):
     model, params, images = tiny
     lmbdas = jnp.asarray([0.003, 0.05])
     adam = optax.scale_by_adam()
-    state = (params, jax.vmap(adam.init)(params))
+    state = (params, lambda_sweep.init_adam(params))
     step = lambda_sweep.make_sweep_step(model, clip=1.0, batch=2, patch=64)
     key = jax.random.key(3)
     new_state, metrics = step(jax.tree.map(jnp.copy, state), images, key, lmbdas, 1e-3)

@@ -11,14 +11,18 @@ the small per-model batch still fills the device.
 
 Schedule: the first steps (after compilation) time the step; the budget left then fixes the
 step count T, and the learning rate is linear warm-up over `--warmup` steps, constant, then
-a cosine decay to lr/30 over the last `--decay-fraction` of T (as train/single_device.py).
+a cosine decay to lr/30 over the last `--decay-fraction` of T.
 
 Loss per model: `bpp + λ·MSE₂₅₅` (llic_jax.losses, DESIGN.md §5). Images are box-downscaled
 by `--downscale` (bsds300's JPEG artefacts vanish at ×2), turned landscape and centre-cropped
 to the smallest size in the set; crops get random flips and transposes (the 8 symmetries of
 the square). Output in `--out`: per λ, `params_<λ>.msgpack` (parameters as `--save-dtype`),
 and a line of JSON per report in `log.jsonl`. `--to-workdir PARAMS DIR` turns one into a
-train/single_device.py workdir (fresh Adam state), which `llic export --workdir` exports.
+workdir that `llic export --workdir` exports (`state.msgpack` layout, llic_jax/export.py).
+
+Each model's optimizer works on its parameters as one flat vector (Adam, clipping and the
+NaN guard are a handful of large operations, not one per leaf: the llic-tcm-compact tree
+has 1,385 leaves, and a per-leaf update ran out of memory while compiling).
 """
 
 import argparse
@@ -34,11 +38,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 
 import llic_jax
+from llic_jax.evaluate import load_images
 from llic_jax.losses import rate_distortion_loss
 from llic_jax.models import model_config
-from train.single_device import load_images
 
 
 def stack_images(images: list[np.ndarray]) -> np.ndarray:
@@ -87,34 +92,34 @@ def learning_rate(step, total: int, peak: float, warmup: int, decay_fraction: fl
 def make_sweep_step(model, clip: float, batch: int, patch: int):
     """jit(step)(state, images, key, lmbdas, lr) → (state, metrics), vmapped over models.
 
-    state = (params, adam_state), every leaf with a leading model axis; lmbdas [M];
-    metrics: {"loss", "bpp", "mse", "finite"}, each [M]. A model whose loss or gradient is
-    not finite keeps its state for that step (finite = 0).
+    state = (params, adam_state), every leaf with a leading model axis (adam_state from
+    `init_adam`, on flat vectors); lmbdas [M]; metrics: {"loss", "bpp", "mse",
+    "grad_norm", "finite"}, each [M]. A model whose loss or gradient is not finite keeps
+    its state for that step (finite = 0).
     """
     adam = optax.scale_by_adam()
 
     def one_model(params, adam_state, images, key, lmbda, lr):
         crop_key, noise_key = jax.random.split(key)
         x = sample_crops(images, crop_key, batch, patch)
+        flat, unravel = ravel_pytree(params)
 
-        def loss_fn(p):
+        def loss_fn(vector):
+            p = unravel(vector)
             x_hat, bits = model.apply({"params": p}, x, rngs={"noise": noise_key})
             return rate_distortion_loss(x, x_hat, bits, lmbda)
 
-        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        grad_norm = optax.tree.norm(grads)
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(flat)
+        grad_norm = jnp.linalg.norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        grads = jax.tree.map(
-            lambda g: g * jnp.minimum(1.0, clip / (grad_norm + 1e-12)), grads
+        grads = grads * jnp.minimum(1.0, clip / (grad_norm + 1e-12))
+        updates, new_adam = adam.update(grads, adam_state, flat)
+        new_flat = jnp.where(finite, flat - lr * updates, flat)
+        new_adam = jax.tree.map(
+            lambda a, b: jnp.where(finite, a, b), new_adam, adam_state
         )
-        updates, new_adam = adam.update(grads, adam_state, params)
-        new_params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
-
-        def keep(new, old):
-            return jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
-
         metrics = {**metrics, "grad_norm": grad_norm, "finite": finite}
-        return keep(new_params, params), keep(new_adam, adam_state), metrics
+        return unravel(new_flat), new_adam, metrics
 
     @functools.partial(jax.jit, donate_argnums=(0,))
     def step(state, images, key, lmbdas, lr):
@@ -126,6 +131,12 @@ def make_sweep_step(model, clip: float, batch: int, patch: int):
         return (params, adam_state), metrics
 
     return step
+
+
+def init_adam(params):
+    """Adam's state for the sweep step: per model, over the flattened parameters."""
+    flat = jax.vmap(lambda p: ravel_pytree(p)[0])(params)
+    return jax.vmap(optax.scale_by_adam().init)(flat)
 
 
 def lmbda_tag(lmbda: float) -> str:
@@ -154,7 +165,7 @@ def load_params(path: Path) -> dict:
 
 
 def initial_params(source: Path):
-    """(model, float32 params) of a weights file or a train/single_device.py workdir."""
+    """(model, float32 params) of a weights file or a training workdir."""
     from llic_jax.export import load_workdir
 
     if source.is_dir():
@@ -166,7 +177,7 @@ def initial_params(source: Path):
 
 
 def to_workdir(params_path: Path, workdir: Path, data: str, model_name: str) -> None:
-    """A train/single_device.py workdir from saved parameters (Adam state restarts).
+    """A workdir (`state.msgpack` layout) from saved parameters (Adam state restarts).
 
     The model comes from the file (`model_name` only for files written before it was stored).
     """
@@ -219,7 +230,7 @@ def main(argv=None):
         help="float16 halves the files (a lease may cap what comes back)",
     )
     parser.add_argument("--to-workdir", nargs=2, type=Path, metavar=("PARAMS", "WORKDIR"),
-                        help="saved parameters → a train.single_device workdir")  # fmt: skip
+                        help="saved parameters → a workdir for llic export")  # fmt: skip
     args = parser.parse_args(argv)
     if args.to_workdir:
         params_path, workdir = args.to_workdir
@@ -229,7 +240,14 @@ def main(argv=None):
 
     start = time.time()
     args.out.mkdir(parents=True, exist_ok=True)
-    images = stack_images(load_images(args.data, args.downscale, args.patch))
+    try:
+        images = load_images(args.data, args.downscale)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    images = [img for _, img in images if min(img.shape[:2]) >= args.patch]
+    if not images:
+        raise SystemExit(f"error: no image of at least {args.patch}px in {args.data}")
+    images = stack_images(images)
     if min(images.shape[1:3]) < args.patch:
         raise SystemExit(f"error: images of {images.shape[1:3]} are smaller than --patch")
     lmbdas = jnp.asarray(args.lmbdas, jnp.float32)
@@ -244,7 +262,7 @@ def main(argv=None):
         keys = jax.random.split(jax.random.key(args.seed), len(args.lmbdas))
         init = jax.vmap(lambda k: llic_jax.init(model, k, (64, 64))["params"])
         params = jax.jit(init)(keys)
-    state = (params, jax.vmap(optax.scale_by_adam().init)(params))
+    state = (params, init_adam(params))
     images = jax.device_put(images)
     step_fn = make_sweep_step(model, args.clip, args.batch, args.patch)
     n_params = sum(p[0].size for p in jax.tree.leaves(params))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import llic_jax
+from eval.check_round_trip import with_predictions_in_range
 from llic_jax.api import _eval_forward_fn
 from llic_jax.info import count_parameters
 from llic_jax.losses import rate_distortion_loss
@@ -180,21 +181,6 @@ def test_llic_tcm_training_forward_has_finite_gradients(make_small_model):
         assert norms[name] > 0, name
 
 
-def _with_predictions_in_table_range(variables):
-    """The same model with the last layers of cc_mean and cc_scale scaled by 0.1 and
-    the scales' bias raised by 2: predicted scales near 2, means near 0."""
-    params = variables["params"]
-    codec = dict(params["latent_codec"])
-    for name, layers in codec.items():
-        if name.startswith(("cc_scale", "cc_mean")):
-            last = f"Conv_{len(layers) - 1}"
-            kernel, bias = layers[last]["kernel"], layers[last]["bias"]
-            if name.startswith("cc_scale"):
-                bias = bias + 2.0
-            codec[name] = {**layers, last: {"kernel": 0.1 * kernel, "bias": bias}}
-    return {**variables, "params": {**params, "latent_codec": codec}}
-
-
 @pytest.mark.parametrize(
     "name, size",
     [("llic-stf", (64, 64)), ("llic-stf", (67, 93)), ("llic-stf-compact", (500, 500)),
@@ -213,7 +199,7 @@ def test_channel_slice_round_trip_on_real_photos(
         # ±1 then has p ≈ 3e-6, ~18.5 bits estimated, while the 16-bit tables give it
         # at least 2^-16 (real 46,672 bits vs 53,599 estimated, llic-stf at 256×192).
         # With predictions in the tables' range real and estimated bits must agree.
-        variables = _with_predictions_in_table_range(variables)
+        variables = with_predictions_in_range(variables)
         img = photo  # the 500×500 Kodak crop (BSDS photos are 481×321)
     else:
         img = bsds_photo[100 : 100 + size[0], 150 : 150 + size[1]]
