@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Test processes (pytest-xdist): each peaks at ~7 GiB, so not one per core on big hosts.
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint
 
@@ -19,7 +21,7 @@ demo: setup
 	$(PY) -m eval.demo
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
