@@ -22,10 +22,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import llic_jax
-from train.lambda_sweep import make_sweep_step
+from train.lambda_sweep import init_adam, make_sweep_step
 
 # Host-side wrappers around the real work: never the answer to "where does the time go".
 _WRAPPERS = ("ThunkExecutor", "TfrtCpuExecutable", "PjitFunction", "Execute")
@@ -75,10 +74,9 @@ def main(argv=None):
 
     model = llic_jax.create_model(args.model)
     keys = jax.random.split(jax.random.key(0), args.models)
-    params = jax.jit(jax.vmap(lambda k: llic_jax.init(model, k, (64, 64))["params"]))(
-        keys
-    )
-    state = (params, jax.vmap(optax.scale_by_adam().init)(params))
+    each = [llic_jax.init(model, k, (64, 64))["params"] for k in keys]
+    params = jax.tree.map(lambda *p: jnp.stack(p), *each)
+    state = (params, init_adam(params))
     size = (32, args.patch + 32, args.patch + 32, 3)
     images = jnp.asarray(np.random.default_rng(0).integers(0, 256, size, np.uint8))
     lmbdas = jnp.geomspace(0.0035, 0.025, args.models).astype(jnp.float32)
