@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import llic_jax
-from train.lambda_sweep import init_adam, make_sweep_step
+from train.lambda_sweep import init_adam, init_models, make_sweep_step
 
 # Host-side wrappers around the real work: never the answer to "where does the time go".
 _WRAPPERS = ("ThunkExecutor", "TfrtCpuExecutable", "PjitFunction", "Execute")
@@ -73,9 +73,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     model = llic_jax.create_model(args.model)
-    keys = jax.random.split(jax.random.key(0), args.models)
-    each = [llic_jax.init(model, k, (64, 64))["params"] for k in keys]
-    params = jax.tree.map(lambda *p: jnp.stack(p), *each)
+    params = init_models(model, jax.random.key(0), args.models)
     state = (params, init_adam(params))
     size = (32, args.patch + 32, args.patch + 32, 3)
     images = jnp.asarray(np.random.default_rng(0).integers(0, 256, size, np.uint8))
