@@ -112,6 +112,6 @@ def test_saved_parameters_become_an_exportable_workdir(tiny, tmp_path):
     assert exported == model and float(metadata["lmbda"]) == 0.05
     np.testing.assert_array_equal(jax.tree.leaves(exported_params)[0], first)
     # ... and the workdir can seed a new sweep (--init).
-    seeded_model, seeded = lambda_sweep.initial_params(tmp_path / "run")
-    assert seeded_model == model
+    seeded_model, seeded, steps = lambda_sweep.initial_params(tmp_path / "run")
+    assert seeded_model == model and steps == 7
     np.testing.assert_array_equal(jax.tree.leaves(seeded)[0], first)

@@ -16,9 +16,10 @@ a cosine decay to lr/30 over the last `--decay-fraction` of T.
 Loss per model: `bpp + λ·MSE₂₅₅` (llic_jax.losses, DESIGN.md §5). Images are box-downscaled
 by `--downscale` (bsds300's JPEG artefacts vanish at ×2), turned landscape and centre-cropped
 to the smallest size in the set; crops get random flips and transposes (the 8 symmetries of
-the square). Output in `--out`: per λ, `params_<λ>.msgpack` (parameters as `--save-dtype`),
-and a line of JSON per report in `log.jsonl`. `--to-workdir PARAMS DIR` turns one into a
-workdir that `llic export --workdir` exports (`state.msgpack` layout, llic_jax/export.py).
+the square). Output in `--out`: per λ, `params_<λ>.msgpack` (parameters as `--save-dtype`;
+its `step` counts the `--init` model's steps too, so they add up across sessions), and a
+line of JSON per report in `log.jsonl`. `--to-workdir PARAMS DIR` turns one into a workdir
+that `llic export --workdir` exports (`state.msgpack` layout, llic_jax/export.py).
 
 Each model's optimizer works on its parameters as one flat vector (Adam, clipping and the
 NaN guard are a handful of large operations, not one per leaf: the llic-tcm-compact tree
@@ -177,15 +178,22 @@ def load_params(path: Path) -> dict:
 
 
 def initial_params(source: Path):
-    """(model, float32 params) of a weights file or a training workdir."""
+    """(model, float32 params, steps already trained) of a weights file or a workdir.
+
+    The step count comes from the workdir's state or the weights file's `steps` metadata
+    (written by `llic export`); 0 where neither records one.
+    """
     from llic_jax.export import load_workdir
+    from llic_jax.weights import read_metadata
 
     if source.is_dir():
-        model, params, _ = load_workdir(source)
+        model, params, metadata = load_workdir(source)
     else:
         model, variables = llic_jax.load_weights(source)
-        params = variables["params"]
-    return model, jax.tree.map(lambda p: np.asarray(p, np.float32), params)
+        params, metadata = variables["params"], read_metadata(source)
+    steps = metadata.get("steps", "0")
+    steps = int(steps) if steps.isdigit() else 0
+    return model, jax.tree.map(lambda p: np.asarray(p, np.float32), params), steps
 
 
 def to_workdir(params_path: Path, workdir: Path, data: str, model_name: str) -> None:
@@ -265,12 +273,12 @@ def main(argv=None):
     lmbdas = jnp.asarray(args.lmbdas, jnp.float32)
     if args.init:
         # Fine-tuning to other λ from one trained model, as CompressAI's lower rates are.
-        model, one = initial_params(args.init)
+        model, one, steps_before = initial_params(args.init)
         params = jax.tree.map(
             lambda p: jnp.stack([jnp.asarray(p)] * len(args.lmbdas)), one
         )
     else:
-        model = llic_jax.create_model(args.model)
+        model, steps_before = llic_jax.create_model(args.model), 0
         params = init_models(model, jax.random.key(args.seed), len(args.lmbdas))
     state = (params, init_adam(params))
     images = jax.device_put(images)
@@ -322,9 +330,12 @@ def main(argv=None):
             print(f"step {step}/{total} ({record['time_s']} s): {summary}", flush=True)
             window = []
         if time.time() - last_save > args.save_every_s:
-            save_params(args.out, model, args.lmbdas, state[0], step, args.save_dtype)
+            save_params(args.out, model, args.lmbdas, state[0], steps_before + step,
+                        args.save_dtype)  # fmt: skip
             last_save = time.time()
-    save_params(args.out, model, args.lmbdas, state[0], step, args.save_dtype)
+    save_params(
+        args.out, model, args.lmbdas, state[0], steps_before + step, args.save_dtype
+    )
     elapsed = time.time() - start
     peak = (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use")
     memory = f", device memory peak {peak / 2**30:.1f} GiB" if peak else ""
