@@ -13,8 +13,13 @@ Fits (`method`):
 - "cubic": the original third-order polynomial least-squares fit (Bjøntegaard,
   VCEG-M33, 2001), kept for comparison with older papers.
 
-Each curve needs at least 4 points. Quality is PSNR in dB or MS-SSIM in dB; rate is
-bpp (any unit: only ratios matter).
+Points per curve: the cubic fit needs 4; pchip needs 2 (with 2 points it is the straight
+line between them in log-rate, so a 2- or 3-point curve gives a cruder but well-defined
+BD figure; 4 or more is the usual practice). Quality is PSNR in dB or MS-SSIM in dB;
+rate is bpp (any unit: only ratios matter).
+
+`quality_at_rate` evaluates the same fit (quality as a function of log-rate) at given
+rates: how a single RD point compares with a curve at its own rate.
 
 References:
   G. Bjøntegaard, "Calculation of average PSNR differences between RD-curves",
@@ -26,20 +31,23 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-__all__ = ["METHODS", "bd_psnr", "bd_rate"]
+__all__ = ["METHODS", "MIN_POINTS", "bd_psnr", "bd_rate", "quality_at_rate"]
 
 METHODS = ("pchip", "cubic")
-MIN_POINTS = 4
+MIN_POINTS = {"pchip": 2, "cubic": 4}
 
 
-def _curve(rate: Sequence[float], quality: Sequence[float], name: str):
+def _curve(rate: Sequence[float], quality: Sequence[float], name: str, method: str):
+    if method not in METHODS:
+        raise ValueError(f"unknown BD method {method!r}; choose from {METHODS}")
     rate = np.asarray(rate, np.float64)
     quality = np.asarray(quality, np.float64)
     if rate.shape != quality.shape or rate.ndim != 1:
         raise ValueError(f"{name}: rate and quality must be two lists of equal length")
-    if len(rate) < MIN_POINTS:
+    if len(rate) < MIN_POINTS[method]:
         raise ValueError(
-            f"{name}: BD metrics need at least {MIN_POINTS} RD points, got {len(rate)}"
+            f"{name}: the {method} fit needs at least {MIN_POINTS[method]} RD points, "
+            f"got {len(rate)}"
         )
     if not (np.all(np.isfinite(rate)) and np.all(np.isfinite(quality))):
         raise ValueError(f"{name}: RD points must be finite")
@@ -80,8 +88,8 @@ def _mean_delta(anchor, test, method: str, along: str) -> float:
     along="quality": log-rate as a function of quality (BD-rate);
     along="rate": quality as a function of log-rate (BD-PSNR).
     """
-    log_a, q_a = _curve(*anchor, "anchor")
-    log_t, q_t = _curve(*test, "test")
+    log_a, q_a = _curve(*anchor, "anchor", method)
+    log_t, q_t = _curve(*test, "test", method)
     if along == "quality":
         (x_a, y_a), (x_t, y_t) = (q_a, log_a), (q_t, log_t)
     else:
@@ -106,3 +114,21 @@ def bd_psnr(
     """BD-PSNR (BD-quality) of `test` against `anchor`, in dB, over the common rates."""
     anchor, test = (anchor_rate, anchor_quality), (test_rate, test_quality)
     return _mean_delta(anchor, test, method, "rate")
+
+
+def quality_at_rate(rate, quality, at_rate, method="pchip") -> np.ndarray:
+    """The curve's fitted quality at each of `at_rate` (NaN outside the curve's rates).
+
+    The fit is BD-PSNR's: quality as a function of log-rate. No extrapolation: a rate
+    below the curve's lowest or above its highest gets NaN.
+    """
+    log_rate, q = _curve(rate, quality, "curve", method)
+    x = np.log(np.asarray(at_rate, np.float64))
+    if method == "cubic":
+        fitted = np.polyval(np.polyfit(log_rate, q, 3), x)
+    else:
+        if np.any(np.diff(log_rate) <= 0):
+            raise ValueError("pchip needs distinct rates (two RD points share one)")
+        fitted = PchipInterpolator(log_rate, q, extrapolate=False)(x)
+    inside = (x >= log_rate[0]) & (x <= log_rate[-1])
+    return np.where(inside, fitted, np.nan)

@@ -195,14 +195,26 @@ def cmd_bdrate(args) -> None:
         if key not in curve["results"]:
             raise CliError(f"{path}: no {key} in the results")
     a, t = anchor["results"], test["results"]
+    unit = "PSNR" if args.metric == "psnr" else "MS-SSIM"
     try:
-        rate = bjontegaard.bd_rate(a["bpp"], a[key], t["bpp"], t[key], args.method)
-        quality = bjontegaard.bd_psnr(a["bpp"], a[key], t["bpp"], t[key], args.method)
+        at_rate = bjontegaard.quality_at_rate(a["bpp"], a[key], t["bpp"], args.method)
+        if len(t["bpp"]) >= bjontegaard.MIN_POINTS[args.method]:
+            rate = bjontegaard.bd_rate(a["bpp"], a[key], t["bpp"], t[key], args.method)
+            quality = bjontegaard.bd_psnr(a["bpp"], a[key], t["bpp"], t[key], args.method)
+            print(f"{test['name']} vs {anchor['name']} ({args.metric}, {args.method}): "
+                  f"BD-rate {rate:+.2f}%, BD-{unit} {quality:+.3f} dB")  # fmt: skip
+        else:
+            print(f"{test['name']} vs {anchor['name']} ({args.metric}, {args.method}): "
+                  f"{len(t['bpp'])} point(s), too few for BD figures")  # fmt: skip
     except ValueError as e:
         raise CliError(str(e)) from None
-    unit = "PSNR" if args.metric == "psnr" else "MS-SSIM"
-    print(f"{test['name']} vs {anchor['name']} ({args.metric}, {args.method}): "
-          f"BD-rate {rate:+.2f}%, BD-{unit} {quality:+.3f} dB")  # fmt: skip
+    # Each test point against the anchor's fit at its rate: how single points compare.
+    for bpp, ours, theirs in zip(t["bpp"], t[key], at_rate, strict=True):
+        if np.isnan(theirs):
+            versus = "outside the anchor's rates"
+        else:
+            versus = f"anchor {theirs:.2f} dB there, {ours - theirs:+.2f} dB"
+        print(f"  {bpp:.4f} bpp: {ours:.2f} dB; {versus}")
 
 
 def cmd_plot(args) -> None:

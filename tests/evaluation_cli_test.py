@@ -84,14 +84,33 @@ def test_bench_bdrate_and_plot(tmp_path, folder, capsys):
     assert Image.open(png).size[0] > 500
 
 
-def test_bdrate_refuses_short_curves_with_one_line(tmp_path, folder, capsys):
+def test_bdrate_on_short_curves_and_single_points(tmp_path, folder, capsys):
     short = tmp_path / "short.json"
     assert main(["bench", "jpeg", "--data", str(folder), "--quiet",
                  "--qualities", "20,80", "--out", str(short)]) == 0  # fmt: skip
     capsys.readouterr()
-    assert main(["bdrate", str(short), str(short)]) == 1
+    # Two points: pchip gives BD figures (a curve against itself: zero), cubic refuses.
+    assert main(["bdrate", str(short), str(short)]) == 0
+    assert "BD-rate +0.00%" in capsys.readouterr().out
+    assert main(["bdrate", str(short), str(short), "--method", "cubic"]) == 1
     err = capsys.readouterr().err
     assert "at least 4" in err and err.count("\n") == 1
+    # One point (its higher-rate point alone): compared at its own rate, no BD figures.
+    document = json.loads(short.read_text())
+    results = document["results"]
+    high = int(np.argmax(results["bpp"]))
+    document["results"] = {
+        k: [v[high]] for k, v in results.items() if isinstance(v, list) and len(v) == 2
+    }
+    single = tmp_path / "single.json"
+    single.write_text(json.dumps(document))
+    assert main(["bdrate", str(short), str(single)]) == 0
+    out = capsys.readouterr().out
+    assert "too few for BD figures" in out and "BD-rate" not in out
+    assert f"{results['bpp'][high]:.4f} bpp" in out and "+0.00 dB" in out
+    # An anchor of one point cannot be fitted: one line, non-zero exit.
+    assert main(["bdrate", str(single), str(short)]) == 1
+    assert "at least 2" in capsys.readouterr().err
     (tmp_path / "junk.json").write_text("{")
     assert main(["plot", str(tmp_path / "junk.json"), "-o", str(tmp_path / "x.png")]) == 1
     assert not (tmp_path / "x.png").exists()
