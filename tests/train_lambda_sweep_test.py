@@ -1,5 +1,7 @@
 """train/lambda_sweep.py: crops, schedule, the vmapped step against one model, files."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -115,3 +117,33 @@ def test_saved_parameters_become_an_exportable_workdir(tiny, tmp_path):
     seeded_model, seeded, steps = lambda_sweep.initial_params(tmp_path / "run")
     assert seeded_model == model and steps == 7
     np.testing.assert_array_equal(jax.tree.leaves(seeded)[0], first)
+
+
+def test_a_sweep_from_a_workdir_counts_its_steps_on_top_and_keeps_the_budget(
+    tiny, tmp_path, capsys
+):
+    from PIL import Image
+
+    model, params, images = tiny
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, img in enumerate(np.asarray(images[:2])):
+        Image.fromarray(img).save(folder / f"{i}.png")
+    lambda_sweep.save_params(tmp_path, model, [0.003, 0.05], params, 7, "float32")
+    lambda_sweep.to_workdir(tmp_path / "params_0.05.msgpack", tmp_path / "wd", "x", "")
+    run = tmp_path / "run"
+    # A zero budget: the step count fixed after the timed first 21 steps is 21.
+    lambda_sweep.main(["--data", str(folder), "--init", str(tmp_path / "wd"),
+                       "--lmbdas", "0.05", "--batch", "2", "--patch", "64",
+                       "--downscale", "1", "--budget-s", "0", "--report-every", "5",
+                       "--out", str(run)])  # fmt: skip
+    saved = lambda_sweep.load_params(run / "params_0.05.msgpack")
+    assert saved["step"] == 7 + 21
+    log = (run / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in log] == [5, 10, 15, 20, 21]
+    before = jax.tree.leaves(lambda_sweep.load_params(tmp_path / "params_0.05.msgpack"))
+    assert any(
+        not np.allclose(a, b)
+        for a, b in zip(before, jax.tree.leaves(saved["params"]), strict=True)
+    )
+    assert "ms/step → 21 steps" in capsys.readouterr().out

@@ -11,7 +11,9 @@ the small per-model batch still fills the device.
 
 Schedule: the first steps (after compilation) time the step; the budget left then fixes the
 step count T, and the learning rate is linear warm-up over `--warmup` steps, constant, then
-a cosine decay to lr/30 over the last `--decay-fraction` of T.
+a cosine decay to lr/30 over the last `--decay-fraction` of T. T is estimated again at
+every report from the mean step time so far (a machine that slows down, or shares its
+cores, still ends the decay inside the budget).
 
 Loss per model: `bpp + λ·MSE₂₅₅` (llic_jax.losses, DESIGN.md §5). Images are box-downscaled
 by `--downscale` (bsds300's JPEG artefacts vanish at ×2), turned landscape and centre-cropped
@@ -303,13 +305,14 @@ def main(argv=None):
             compile_s = time.time() - timing_start
             timing_start = time.time()
             print(f"compiled + first step in {compile_s:.1f} s", flush=True)
-        elif step == 21:
+        elif step == 21 or (step > 21 and step % args.report_every == 0):
             # Fix the length of the run (and so the schedule) from the measured step time.
             jax.block_until_ready(metrics)
-            step_s = (time.time() - timing_start) / 20
+            step_s = (time.time() - timing_start) / (step - 1)
             left = args.budget_s - (time.time() - start) - 15  # the final save
             total = min(args.max_steps, step + max(int(left / step_s), 0))
-            print(f"{step_s * 1e3:.1f} ms/step → {total} steps", flush=True)
+            if step == 21:
+                print(f"{step_s * 1e3:.1f} ms/step → {total} steps", flush=True)
         if step % args.report_every == 0 or step == total:
             got = jax.device_get(window)
             mean = {k: np.mean([m[k] for m in got], axis=0) for k in got[0]}
