@@ -57,22 +57,26 @@ def _curve(rate: Sequence[float], quality: Sequence[float], name: str, method: s
     return np.log(rate[order]), quality[order]
 
 
-def _mean_over(xs, ys, low: float, high: float, method: str) -> float:
-    """Mean of the fit y(x) over [low, high]."""
+def _fit(xs: np.ndarray, ys: np.ndarray, method: str):
+    """y(x) fitted by `method` (already validated by `_curve`), with (low, high) → ∫y dx."""
     order = np.argsort(xs)
     xs, ys = xs[order], ys[order]
     if method == "cubic":
-        antiderivative = np.polyint(np.polyfit(xs, ys, 3))
-        integral = np.polyval(antiderivative, high) - np.polyval(antiderivative, low)
-    elif method == "pchip":
-        if np.any(np.diff(xs) <= 0):
-            raise ValueError(
-                "pchip needs distinct values on the fitted axis (two RD points share one)"
-            )
-        integral = PchipInterpolator(xs, ys).integrate(low, high)
-    else:
-        raise ValueError(f"unknown BD method {method!r}; choose from {METHODS}")
-    return float(integral) / (high - low)
+        polynomial = np.poly1d(np.polyfit(xs, ys, 3))
+        antiderivative = polynomial.integ()
+        return polynomial, lambda low, high: antiderivative(high) - antiderivative(low)
+    if np.any(np.diff(xs) <= 0):
+        raise ValueError(
+            "pchip needs distinct values on the fitted axis (two RD points share one)"
+        )
+    spline = PchipInterpolator(xs, ys, extrapolate=False)
+    return spline, spline.integrate
+
+
+def _mean_over(xs, ys, low: float, high: float, method: str) -> float:
+    """Mean of the fit y(x) over [low, high]."""
+    _, integrate = _fit(xs, ys, method)
+    return float(integrate(low, high)) / (high - low)
 
 
 def _overlap(a: np.ndarray, b: np.ndarray, axis: str) -> tuple[float, float]:
@@ -124,11 +128,6 @@ def quality_at_rate(rate, quality, at_rate, method="pchip") -> np.ndarray:
     """
     log_rate, q = _curve(rate, quality, "curve", method)
     x = np.log(np.asarray(at_rate, np.float64))
-    if method == "cubic":
-        fitted = np.polyval(np.polyfit(log_rate, q, 3), x)
-    else:
-        if np.any(np.diff(log_rate) <= 0):
-            raise ValueError("pchip needs distinct rates (two RD points share one)")
-        fitted = PchipInterpolator(log_rate, q, extrapolate=False)(x)
+    fitted, _ = _fit(log_rate, q, method)
     inside = (x >= log_rate[0]) & (x <= log_rate[-1])
-    return np.where(inside, fitted, np.nan)
+    return np.where(inside, fitted(x), np.nan)

@@ -4,16 +4,16 @@
 #   OUT=$OUT DATA=.data/bsds300 BUDGET_S=420 bash train/gpu_lease.sh
 #
 # The lent machine has JAX but neither TensorFlow nor a package registry, and it sees only
-# the working tree: copy the photos into an ignored folder (`.data/`, listed in
-# .git/info/exclude) and carry it. What comes back in $OUT: `sweep/params_<λ>.msgpack`
-# (float16, each λ trained from $INIT), `sweep/log.jsonl`, `profile.txt` when PROFILE=1, and
-# `lease.txt` (device, versions, timings). Back home: `python -m train.lambda_sweep
+# the working tree: copy the photos into the git-ignored `.data/` and carry it. What comes
+# back in $OUT: `sweep/params_<λ>.msgpack` (float16, each λ trained from $INIT),
+# `sweep/log.jsonl`, `profile.txt` when PROFILE=1, and `lease.txt` (device, versions,
+# timings). Back home: `python -m train.lambda_sweep
 # --to-workdir $OUT/sweep/params_0.013.msgpack WD`, then `llic export --workdir WD --float16`.
 #
 # Settings (environment): DATA, INIT (weights or workdir the sweep starts from), LMBDAS
 # (space-separated), BATCH (crops of PATCH² per model and step), BUDGET_S (wall clock of the
 # sweep, compilation included), PROFILE=1 (first a profiled step of the same shapes: about
-# a compilation more; the persistent cache below does not share it with the sweep).
+# one compilation more).
 set -euo pipefail
 
 : "${OUT:?set OUT to the folder that comes back}"
@@ -31,7 +31,6 @@ if [[ ! -d $DATA ]]; then
   exit 2
 fi
 mkdir -p "$OUT"
-export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$OUT/.jax_cache}
 {
   date -u
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
@@ -54,6 +53,5 @@ $PY -m train.lambda_sweep --data "$DATA" --init "$INIT" --lmbdas $LMBDAS \
   --save-every-s 60 --save-dtype float16 --out "$OUT/sweep" 2>&1 | tee "$OUT/sweep.txt" \
   && status=ok || status="failed (see sweep.txt)"
 echo "sweep: $((SECONDS - start)) s, $status" >> "$OUT/lease.txt"
-rm -rf "$OUT/.jax_cache"
 cat "$OUT/lease.txt"
 tail -n 25 "$OUT/profile.txt" 2>/dev/null || true
