@@ -14,6 +14,7 @@ import numpy as np
 import llic_jax
 from llic_jax.cli import read_image
 from llic_jax.metrics import psnr
+from llic_jax.weights import BUNDLED, DEFAULT_QUALITY
 
 SAMPLE = Path(llic_jax.__file__).parent / "assets" / "sample.png"
 
@@ -37,6 +38,7 @@ def main(argv=None):
         model, variables = llic_jax.load_weights(args.weights)
     else:
         model, variables = llic_jax.load_weights()
+    weights_name = f"bundled, quality {DEFAULT_QUALITY} of {sorted(BUNDLED)}"
     blob, enc_s = timed(llic_jax.compress, model, variables, img)
     Path(args.out).write_bytes(blob)
     decoded, dec_s = timed(
@@ -46,7 +48,7 @@ def main(argv=None):
     h, w = img.shape[:2]
     rows = [
         ("image", f"{args.image} ({w}x{h})"),
-        ("model", model.model_name),
+        ("model", f"{model.model_name} ({args.weights or weights_name})"),
         ("stream", f"{args.out}: {len(blob)} bytes"),
         ("real bpp", f"{8 * len(blob) / (h * w):.4f}"),
         ("estimated bpp", f"{bits / (h * w):.4f}"),

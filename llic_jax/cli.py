@@ -95,6 +95,18 @@ def cmd_encode(args) -> None:
           f"({w}x{h}, {model.model_name}, {seconds:.2f} s)")  # fmt: skip
 
 
+def _bundled_quality_of(blob: bytes) -> int | None:
+    """The bundled quality whose weights made `blob` (header fingerprint), else None."""
+    from llic_jax.coding import container
+    from llic_jax.weights import BUNDLED, bundled_path, read_metadata
+
+    wanted = container.unpack(blob)[0].fingerprint.hex()
+    for quality in sorted(BUNDLED):
+        if read_metadata(bundled_path(quality)).get("fingerprint") == wanted:
+            return quality
+    return None
+
+
 def cmd_decode(args) -> None:
     from PIL import Image
 
@@ -104,7 +116,8 @@ def cmd_decode(args) -> None:
         blob = Path(args.input).read_bytes()
     except OSError as e:
         raise CliError(f"{args.input}: cannot read ({e.strerror})") from None
-    model, variables = _load(args.weights)
+    quality = None if args.weights else _bundled_quality_of(blob)
+    model, variables = _load(args.weights, quality)
     start = time.perf_counter()
     img = llic_jax.decompress(model, variables, blob)
     seconds = time.perf_counter() - start
@@ -264,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc = sub.add_parser("encode", help="compress an image to a .llic file")
     enc.add_argument("input")
     enc.add_argument("output")
-    enc.add_argument("--weights", help="weights file (default: the bundled model)")
+    enc.add_argument("--weights", help="weights file (default: a bundled model)")
     enc.add_argument(
         "--quality", type=int, help="bundled model quality (default: middle)"
     )
@@ -272,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     dec = sub.add_parser("decode", help="decompress a .llic file to PNG")
     dec.add_argument("input")
     dec.add_argument("output")
-    dec.add_argument("--weights", help="weights file (default: the bundled model)")
+    dec.add_argument(
+        "--weights", help="weights file (default: the bundled model the stream names)"
+    )
     dec.set_defaults(run=cmd_decode)
 
     ev = sub.add_parser("eval", help="RD point(s) of weights files over a folder")

@@ -125,9 +125,14 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     return metadata
 
 
-# The bundled default models, by quality index (DESIGN.md §5); see docs for training.
-BUNDLED = {4: "mbt2018-mean-q4.safetensors"}
-DEFAULT_QUALITY = 4
+# The bundled default models, by quality index (DESIGN.md §5: quality q ↔ λ); their
+# training and RD curve are in docs/results.md. The middle one is the default.
+BUNDLED = {
+    2: "llic-elic-compact-q2.safetensors",
+    3: "llic-elic-compact-q3.safetensors",
+    4: "llic-elic-compact-q4.safetensors",
+}
+DEFAULT_QUALITY = 3
 
 
 def bundled_path(quality: int | None = None) -> Path:

@@ -1,10 +1,12 @@
-"""The bundled default model: loads, round-trips real photos, and its rate is honest."""
+"""The bundled default models: one RD curve, load, round-trip real photos, honest rates."""
 
 import numpy as np
 import pytest
 
 import llic_jax
+from configs.common import MSE_LMBDAS
 from llic_jax.coding.codec import encode
+from llic_jax.weights import BUNDLED, DEFAULT_QUALITY, bundled_path, read_metadata
 
 
 @pytest.fixture(scope="module")
@@ -12,9 +14,21 @@ def bundled():
     return llic_jax.load_weights()
 
 
+def test_the_bundled_models_are_one_curve_with_the_middle_one_as_default():
+    qualities = sorted(BUNDLED)
+    assert len(qualities) >= 2
+    assert qualities[len(qualities) // 2] == DEFAULT_QUALITY
+    assert sum(bundled_path(q).stat().st_size for q in qualities) <= 40e6
+    for q in qualities:
+        metadata = read_metadata(bundled_path(q))
+        # The quality index means the same λ as in training (DESIGN.md §5).
+        assert float(metadata["lmbda"]) == pytest.approx(MSE_LMBDAS[q])
+        assert '"llic-elic-compact"' in metadata["model"]
+
+
 def test_bundled_weights_load_with_tables(bundled):
     model, variables = bundled
-    assert model.model_name == "mbt2018-mean"
+    assert model.model_name == "llic-elic-compact"
     assert set(variables["tables"]) == {"y", "z"}
 
 
@@ -38,3 +52,25 @@ def test_round_trip_on_a_bsds_photo(bundled, bsds_photo):
     np.testing.assert_array_equal(
         llic_jax.decompress(model, variables, encoded.blob), encoded.reconstruction
     )
+
+
+def test_the_cli_decodes_with_the_bundled_model_that_made_the_stream(
+    tmp_path, photo, capsys
+):
+    from PIL import Image
+
+    from llic_jax.cli import main
+    from llic_jax.metrics import psnr
+
+    crop = np.ascontiguousarray(photo[:40, :56])
+    png, stream, out = tmp_path / "in.png", tmp_path / "s.llic", tmp_path / "out.png"
+    Image.fromarray(crop).save(png)
+    lowest = min(BUNDLED)
+    assert lowest != DEFAULT_QUALITY
+    assert main(["encode", str(png), str(stream), "--quality", str(lowest)]) == 0
+    # No --weights: the header's fingerprint picks the model, not the default quality.
+    assert main(["decode", str(stream), str(out)]) == 0
+    decoded = np.asarray(Image.open(out))
+    assert decoded.shape == crop.shape and psnr(crop, decoded) > 20
+    assert main(["encode", str(png), str(stream), "--quality", "9"]) == 1
+    assert "no bundled model of quality 9" in capsys.readouterr().err

@@ -98,7 +98,7 @@ def test_each_model_of_the_sweep_trains_as_it_would_alone(tiny):
 
 def test_saved_parameters_become_an_exportable_workdir(tiny, tmp_path):
     model, params, _ = tiny
-    lambda_sweep.save_params(tmp_path, model, [0.003, 0.05], params, 7, "float16")
+    lambda_sweep.save_params(tmp_path, model, [0.003, 0.05], params, [5, 7], "float16")
     saved = lambda_sweep.load_params(tmp_path / "params_0.05.msgpack")
     assert saved["step"] == 7 and saved["lmbda"] == 0.05
     first = jax.tree.leaves(saved["params"])[0]
@@ -119,7 +119,7 @@ def test_saved_parameters_become_an_exportable_workdir(tiny, tmp_path):
     np.testing.assert_array_equal(jax.tree.leaves(seeded)[0], first)
 
 
-def test_a_sweep_from_a_workdir_counts_its_steps_on_top_and_keeps_the_budget(
+def test_a_sweep_from_workdirs_counts_their_steps_on_top_and_keeps_the_budget(
     tiny, tmp_path, capsys
 ):
     from PIL import Image
@@ -129,21 +129,33 @@ def test_a_sweep_from_a_workdir_counts_its_steps_on_top_and_keeps_the_budget(
     folder.mkdir()
     for i, img in enumerate(np.asarray(images[:2])):
         Image.fromarray(img).save(folder / f"{i}.png")
-    lambda_sweep.save_params(tmp_path, model, [0.003, 0.05], params, 7, "float32")
-    lambda_sweep.to_workdir(tmp_path / "params_0.05.msgpack", tmp_path / "wd", "x", "")
+    lambda_sweep.save_params(tmp_path, model, [0.003, 0.05], params, [3, 7], "float32")
+    for lmbda in ("0.003", "0.05"):
+        lambda_sweep.to_workdir(
+            tmp_path / f"params_{lmbda}.msgpack", tmp_path / f"wd{lmbda}", "x", ""
+        )
+    common = ["--data", str(folder), "--batch", "2", "--patch", "64", "--downscale",
+              "1", "--report-every", "5", "--out", str(tmp_path / "run")]  # fmt: skip
+    with pytest.raises(SystemExit):  # three sources for two λ
+        lambda_sweep.main(common + ["--lmbdas", "0.003", "0.05", "--init",
+                                    *[str(tmp_path / "wd0.05")] * 3])  # fmt: skip
+    # One source per λ, and a zero budget: the step count fixed after the timed first
+    # 21 steps is 21.
+    lambda_sweep.main(common + ["--lmbdas", "0.003", "0.05", "--budget-s", "0",
+                                "--init", str(tmp_path / "wd0.003"),
+                                str(tmp_path / "wd0.05")])  # fmt: skip
     run = tmp_path / "run"
-    # A zero budget: the step count fixed after the timed first 21 steps is 21.
-    lambda_sweep.main(["--data", str(folder), "--init", str(tmp_path / "wd"),
-                       "--lmbdas", "0.05", "--batch", "2", "--patch", "64",
-                       "--downscale", "1", "--budget-s", "0", "--report-every", "5",
-                       "--out", str(run)])  # fmt: skip
-    saved = lambda_sweep.load_params(run / "params_0.05.msgpack")
-    assert saved["step"] == 7 + 21
+    saved = {lm: lambda_sweep.load_params(run / f"params_{lm}.msgpack")
+             for lm in ("0.003", "0.05")}  # fmt: skip
+    assert saved["0.003"]["step"] == 3 + 21 and saved["0.05"]["step"] == 7 + 21
     log = (run / "log.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in log] == [5, 10, 15, 20, 21]
-    before = jax.tree.leaves(lambda_sweep.load_params(tmp_path / "params_0.05.msgpack"))
-    assert any(
-        not np.allclose(a, b)
-        for a, b in zip(before, jax.tree.leaves(saved["params"]), strict=True)
-    )
+    for lm in ("0.003", "0.05"):
+        before = jax.tree.leaves(
+            lambda_sweep.load_params(tmp_path / f"params_{lm}.msgpack")
+        )
+        assert any(
+            not np.allclose(a, b)
+            for a, b in zip(before, jax.tree.leaves(saved[lm]["params"]), strict=True)
+        )
     assert "ms/step → 21 steps" in capsys.readouterr().out

@@ -7,7 +7,9 @@ Made for short leases of an accelerator (a GPU lent for minutes, without TensorF
 whole image set lives in device memory, crops are cut on the device, and one compiled step
 trains every λ side by side (`jax.vmap` over stacked parameters, each model with its own
 crops, noise, gradient clipping and Adam state). So an RD curve costs one compilation, and
-the small per-model batch still fills the device.
+the small per-model batch still fills the device. On an H200 the vmapped step cost 2.3×
+as much per model as a step of one model (docs/benchmarks.md): there, run one λ per
+process (`train/gpu_lease.sh` does, sharing one compilation through JAX's cache).
 
 Schedule: the first steps (after compilation) time the step; the budget left then fixes the
 step count T, and the learning rate is linear warm-up over `--warmup` steps, constant, then
@@ -19,7 +21,8 @@ Loss per model: `bpp + λ·MSE₂₅₅` (llic_jax.losses, DESIGN.md §5). Image
 by `--downscale` (bsds300's JPEG artefacts vanish at ×2), turned landscape and centre-cropped
 to the smallest size in the set; crops get random flips and transposes (the 8 symmetries of
 the square). Output in `--out`: per λ, `params_<λ>.msgpack` (parameters as `--save-dtype`;
-its `step` counts the `--init` model's steps too, so they add up across sessions), and a
+its `step` counts the `--init` model's steps too, so they add up across sessions; `--init`
+takes one source for every λ or one per λ), and a
 line of JSON per report in `log.jsonl`. `--to-workdir PARAMS DIR` turns one into a workdir
 that `llic export --workdir` exports (`state.msgpack` layout, llic_jax/export.py).
 
@@ -158,12 +161,15 @@ def lmbda_tag(lmbda: float) -> str:
     return f"{lmbda:g}"
 
 
-def save_params(out: Path, model, lmbdas, params, step: int, dtype: str) -> None:
-    """One `params_<λ>.msgpack` per model (written to a temp name, then renamed)."""
+def save_params(out: Path, model, lmbdas, params, steps: list[int], dtype: str) -> None:
+    """One `params_<λ>.msgpack` per model (written to a temp name, then renamed).
+
+    `steps[m]`: model m's total step count (its `--init` steps plus this run's).
+    """
     config = json.dumps(model_config(model))
     for m, lmbda in enumerate(lmbdas):
         one = jax.device_get(jax.tree.map(lambda p, m=m: p[m].astype(dtype), params))
-        record = {"step": step, "lmbda": lmbda, "model": config, "params": one}
+        record = {"step": steps[m], "lmbda": lmbda, "model": config, "params": one}
         path = out / f"params_{lmbda_tag(lmbda)}.msgpack"
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(flax.serialization.msgpack_serialize(record))
@@ -236,7 +242,9 @@ def main(argv=None):
     parser.add_argument(
         "--init",
         type=Path,
-        help="start every λ from these weights (.safetensors) or workdir",
+        nargs="+",
+        help="weights (.safetensors) or workdirs to start from: one for every λ, or one "
+        "per λ in --lmbdas order",
     )
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--warmup", type=int, default=200)
@@ -274,13 +282,29 @@ def main(argv=None):
         raise SystemExit(f"error: images of {images.shape[1:3]} are smaller than --patch")
     lmbdas = jnp.asarray(args.lmbdas, jnp.float32)
     if args.init:
-        # Fine-tuning to other λ from one trained model, as CompressAI's lower rates are.
-        model, one, steps_before = initial_params(args.init)
+        # One source: fine-tuning to other λ from one trained model, as CompressAI's lower
+        # rates are. One per λ: each model goes on from its own earlier run.
+        if len(args.init) not in (1, len(args.lmbdas)):
+            parser.error(f"--init takes 1 or {len(args.lmbdas)} sources (one per λ), "
+                         f"not {len(args.init)}")  # fmt: skip
+        sources = args.init * len(args.lmbdas) if len(args.init) == 1 else args.init
+        try:
+            loaded = [initial_params(source) for source in sources]
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"error: --init: {error}") from None
+        model = loaded[0][0]
+        for source, (other, _, _) in zip(sources, loaded, strict=True):
+            if model_config(other) != model_config(model):
+                raise SystemExit(f"error: --init {source} is a {other.model_name}, "
+                                 f"not the {model.model_name} of {sources[0]}")  # fmt: skip
         params = jax.tree.map(
-            lambda p: jnp.stack([jnp.asarray(p)] * len(args.lmbdas)), one
+            lambda *p: jnp.stack([jnp.asarray(x) for x in p]),
+            *[one for _, one, _ in loaded],
         )
+        steps_before = [steps for _, _, steps in loaded]
     else:
-        model, steps_before = llic_jax.create_model(args.model), 0
+        model = llic_jax.create_model(args.model)
+        steps_before = [0] * len(args.lmbdas)
         params = init_models(model, jax.random.key(args.seed), len(args.lmbdas))
     state = (params, init_adam(params))
     images = jax.device_put(images)
@@ -333,12 +357,11 @@ def main(argv=None):
             print(f"step {step}/{total} ({record['time_s']} s): {summary}", flush=True)
             window = []
         if time.time() - last_save > args.save_every_s:
-            save_params(args.out, model, args.lmbdas, state[0], steps_before + step,
-                        args.save_dtype)  # fmt: skip
+            save_params(args.out, model, args.lmbdas, state[0],
+                        [before + step for before in steps_before], args.save_dtype)  # fmt: skip
             last_save = time.time()
-    save_params(
-        args.out, model, args.lmbdas, state[0], steps_before + step, args.save_dtype
-    )
+    save_params(args.out, model, args.lmbdas, state[0],
+                [before + step for before in steps_before], args.save_dtype)  # fmt: skip
     elapsed = time.time() - start
     peak = (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use")
     memory = f", device memory peak {peak / 2**30:.1f} GiB" if peak else ""
