@@ -19,7 +19,8 @@
 # continues the shipped curve); BATCH (crops of PATCH² per step); BUDGET_S (wall clock of
 # all λ together, compilation included); PROFILE=1 (first a profiled step of the same
 # shapes: about one compilation more); SWEEP_ARGS (more flags for train.lambda_sweep, e.g.
-# "--lr 1e-4 --warmup 50").
+# "--lr 1e-4 --warmup 50"). JAX_DEFAULT_MATMUL_PRECISION=highest trains with true float32
+# convolutions; JAX's GPU default lets them round their inputs to TF32.
 set -euo pipefail
 
 : "${OUT:?set OUT to the folder that comes back}"
@@ -50,7 +51,7 @@ mkdir -p "$OUT"
   date -u
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
   $PY -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__,
-'optax', optax.__version__, jax.devices())" || true
+'optax', optax.__version__, jax.devices(), 'precision', jax.config.jax_default_matmul_precision)" || true
 } > "$OUT/lease.txt" 2>&1
 
 start=$SECONDS
