@@ -17,8 +17,8 @@
 # Settings (environment): DATA; LMBDAS (space-separated); INIT (weights or workdirs to start
 # from: one per λ, or one for every λ; by default the bundled models of those λ, so a lease
 # continues the shipped curve); BATCH (crops of PATCH² per step); BUDGET_S (wall clock of
-# all λ together, compilation included); PROFILE=1 (first a profiled step of the same
-# shapes: about one compilation more); SWEEP_ARGS (more flags for train.lambda_sweep, e.g.
+# all λ together, compilation and PROFILE included); PROFILE=1 (first a profiled step of
+# the same shapes: about one compilation more); SWEEP_ARGS (more flags for train.lambda_sweep, e.g.
 # "--lr 1e-4 --warmup 50"). JAX_DEFAULT_MATMUL_PRECISION=highest trains with true float32
 # convolutions; JAX's GPU default lets them round their inputs to TF32.
 set -euo pipefail
@@ -63,10 +63,9 @@ fi
 
 status=ok
 for i in "${!lmbdas[@]}"; do
-  init=${inits[0]}
-  (( ${#inits[@]} > 1 )) && init=${inits[$i]}
+  init=${inits[i]:-${inits[0]}}
   share=$(( (BUDGET_S - (SECONDS - start)) / (${#lmbdas[@]} - i) ))
-  (( share < 0 )) && share=0
+  share=$(( share < 0 ? 0 : share ))
   began=$SECONDS
   # shellcheck disable=SC2086  # SWEEP_ARGS is a list on purpose
   $PY -m train.lambda_sweep --data "$DATA" --init "$init" --lmbdas "${lmbdas[$i]}" \

@@ -288,15 +288,16 @@ def main(argv=None):
             parser.error(f"--init takes 1 or {len(args.lmbdas)} sources (one per λ), "
                          f"not {len(args.init)}")  # fmt: skip
         sources = args.init * len(args.lmbdas) if len(args.init) == 1 else args.init
-        try:
-            loaded = [initial_params(source) for source in sources]
+        try:  # each distinct source read once (a weights file is checked by a fresh init)
+            by_source = {s: initial_params(s) for s in dict.fromkeys(sources)}
         except (OSError, ValueError) as error:
             raise SystemExit(f"error: --init: {error}") from None
-        model = loaded[0][0]
-        for source, (other, _, _) in zip(sources, loaded, strict=True):
+        model = by_source[sources[0]][0]
+        for source, (other, _, _) in by_source.items():
             if model_config(other) != model_config(model):
                 raise SystemExit(f"error: --init {source} is a {other.model_name}, "
                                  f"not the {model.model_name} of {sources[0]}")  # fmt: skip
+        loaded = [by_source[source] for source in sources]
         params = jax.tree.map(
             lambda *p: jnp.stack([jnp.asarray(x) for x in p]),
             *[one for _, one, _ in loaded],
