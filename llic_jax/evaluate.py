@@ -1,7 +1,8 @@
 """RD evaluation of trained models and classic codecs over a folder of images.
 
-`evaluate_model` codes every image for real (`compress` → bytes → `decompress`) and also
-runs the eval-mode forward for the estimated rate; `evaluate_classic` sweeps a classic
+`evaluate_model` codes every image for real (`compress` → bytes → `decompress`); the
+estimated rate is the model's −log2 p of the symbols the encoder coded (the eval-mode
+forward's estimate, without running the network twice); `evaluate_classic` sweeps a classic
 codec's quality. Both return RD points `{"label", "images": [row, ...]}` for
 `rd_results.curve`; a row holds the image name, real and estimated bpp, PSNR, MS-SSIM
 (linear; None for images under 161 pixels a side), encode / decode seconds and, when coded
@@ -132,7 +133,7 @@ def evaluate_model(
             row["bytes"] = len(encoded.blob)
             row["bpp"] = 8 * len(encoded.blob) / (h * w)
             row["bit_exact"] = bool(np.array_equal(decoded, encoded.reconstruction))
-            _, bits = llic_jax.reconstruct(model, variables, img)
+            bits = encoded.estimated_bits
         row["estimated_bits"] = float(bits)
         row["estimated_bpp"] = float(bits) / (h * w)
         row.update(_quality(img, decoded))

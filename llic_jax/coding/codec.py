@@ -28,6 +28,7 @@ from llic_jax.coding import container
 from llic_jax.coding.container import BitstreamError
 from llic_jax.coding.phase_times import PhaseTimes, phase
 from llic_jax.entropy import range_coder
+from llic_jax.entropy.gaussian import symbol_bits
 
 __all__ = ["Encoded", "compress", "decompress", "encode", "pad_image", "to_uint8"]
 
@@ -42,6 +43,9 @@ class Encoded:
     blob: bytes
     reconstruction: np.ndarray  # uint8 [H, W, 3]
     symbols: list[np.ndarray]  # z, then y per coding step (int32, flattened)
+    # Σ −log2 p of the coded symbols under the model (z's prior, y's table scales): what
+    # the eval-mode forward estimates, for the symbols this stream actually carries.
+    estimated_bits: float
 
 
 def as_rgb(img: np.ndarray) -> np.ndarray:
@@ -92,9 +96,14 @@ def _functions(model):
             static_argnames=tuple(static),
         )
 
+    def latent_bits(params, z_hat, y_symbols, y_index):
+        bits_z = model.apply({"params": params}, z_hat, method="hyper_latent_bits")
+        return bits_z.sum() + symbol_bits(y_symbols, y_index).sum()
+
     return {
         "analysis": method("analysis"),
         "hyper": method("hyper_synthesis"),
+        "latent_bits": jax.jit(latent_bits),
         "step_parameters": method("step_parameters", step=None),
         "step_update": method("step_update", step=None),
         "synthesis": method("synthesis"),
@@ -186,6 +195,9 @@ def encode(model, variables, img: np.ndarray, times: PhaseTimes | None = None) -
             fns["hyper"](params, jnp.asarray(z_symbols, jnp.float32))
         )
     y_hat = jnp.zeros(y.shape, jnp.float32)
+    # Every position of y belongs to exactly one step: gather its symbol and table index.
+    y_symbols = np.zeros(y.shape, np.int32)
+    y_index = np.zeros(y.shape, np.int32)
     for step, mask in enumerate(model.coding_masks(y.shape[1:])):
         with phase(times, "network"):
             index, mean = jax.device_get(
@@ -198,12 +210,17 @@ def encode(model, variables, img: np.ndarray, times: PhaseTimes | None = None) -
             symbols.append(step_symbols)
             full = np.zeros(y.shape, np.int32)
             full[0][mask] = step_symbols
+            y_symbols[0][mask] = step_symbols
+            y_index[0][mask] = step_index
         with phase(times, "network"):
             y_hat = jax.block_until_ready(
                 fns["step_update"](params, hyper, y_hat, full, mean, step=step)
             )
     with phase(times, "network"):
         x_hat = jax.device_get(fns["synthesis"](params, y_hat))
+        estimated_bits = float(
+            fns["latent_bits"](params, z_symbols.astype(np.float32), y_symbols, y_index)
+        )
 
     header = container.Header(  # pack() fills in the stream lengths
         model_name=model.model_name,
@@ -218,7 +235,7 @@ def encode(model, variables, img: np.ndarray, times: PhaseTimes | None = None) -
     with phase(times, "coding"):
         streams = [z_coder.finish(), y_coder.finish()]
     blob = container.pack(header, streams)
-    return Encoded(blob, to_uint8(x_hat)[:h, :w], symbols)
+    return Encoded(blob, to_uint8(x_hat)[:h, :w], symbols, estimated_bits)
 
 
 def compress(model, variables, img: np.ndarray) -> bytes:

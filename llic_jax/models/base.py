@@ -82,6 +82,10 @@ class CompressionModel(nn.Module):
         """Static boolean masks over [h, w, M], one per coding step; they partition y."""
         return (np.ones(latent_shape, dtype=bool),)
 
+    def hyper_latent_bits(self, z_hat: jax.Array) -> jax.Array:
+        """Bits [B] of the integer hyper-latent under the factorized prior."""
+        return self.entropy_bottleneck.bits(z_hat).sum(axis=(1, 2, 3))
+
     def eval_forward(self, x: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Eval mode: hard rounding, the coder's own steps, table-snapped scales.
 
@@ -90,7 +94,7 @@ class CompressionModel(nn.Module):
         """
         y, z = self.analysis(x)
         z_hat = jnp.round(z)
-        bits_z = self.entropy_bottleneck.bits(z_hat).sum(axis=(1, 2, 3))
+        bits_z = self.hyper_latent_bits(z_hat)
         hyper = self.hyper_synthesis(z_hat)
         y_hat = jnp.zeros_like(y)
         bits_y = jnp.zeros(y.shape[0], y.dtype)
