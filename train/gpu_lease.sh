@@ -16,7 +16,9 @@
 #
 # Settings (environment): DATA; LMBDAS (space-separated); INIT (weights or workdirs to start
 # from: one per λ, or one for every λ; by default the bundled models of those λ, so a lease
-# continues the shipped curve); BATCH (crops of PATCH² per step); BUDGET_S (wall clock of
+# continues the shipped curve); BATCH (crops of PATCH² per step; 16 × 256² feeds as many
+# pixels as session 8's 64 × 128²); DOWNSCALE (integer box downscale of the photos before
+# cropping; 1 since session 9, docs/results.md "Session 9: larger crops"); BUDGET_S (wall clock of
 # all λ together, compilation and PROFILE included); PROFILE=1 (first a profiled step of
 # the same shapes: about one compilation more); SWEEP_ARGS (more flags for train.lambda_sweep, e.g.
 # "--lr 1e-4 --warmup 50"). JAX_DEFAULT_MATMUL_PRECISION=highest trains with true float32
@@ -28,8 +30,9 @@ DATA=${DATA:-.data/bsds300}
 LMBDAS=${LMBDAS:-0.0035 0.0067 0.013}
 ASSETS=llic_jax/assets
 INIT=${INIT:-$ASSETS/llic-elic-compact-q2.safetensors $ASSETS/llic-elic-compact-q3.safetensors $ASSETS/llic-elic-compact-q4.safetensors}
-BATCH=${BATCH:-64}
-PATCH=${PATCH:-128}
+BATCH=${BATCH:-16}
+PATCH=${PATCH:-256}
+DOWNSCALE=${DOWNSCALE:-1}
 BUDGET_S=${BUDGET_S:-500}
 PROFILE=${PROFILE:-0}
 SWEEP_ARGS=${SWEEP_ARGS:-}
@@ -69,7 +72,7 @@ for i in "${!lmbdas[@]}"; do
   began=$SECONDS
   # shellcheck disable=SC2086  # SWEEP_ARGS is a list on purpose
   $PY -m train.lambda_sweep --data "$DATA" --init "$init" --lmbdas "${lmbdas[$i]}" \
-    --batch "$BATCH" --patch "$PATCH" --budget-s "$share" --report-every 50 \
+    --batch "$BATCH" --patch "$PATCH" --downscale "$DOWNSCALE" --budget-s "$share" --report-every 50 \
     --save-every-s 60 --save-dtype float16 --out "$OUT/sweep" $SWEEP_ARGS 2>&1 \
     | tee -a "$OUT/sweep.txt" || status="failed (see sweep.txt)"
   echo "λ ${lmbdas[$i]} from $init: $((SECONDS - began)) s of a $share s share" >> "$OUT/lease.txt"
