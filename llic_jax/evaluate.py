@@ -113,9 +113,8 @@ def evaluate_model(
             if entropy_estimation:
                 llic_jax.reconstruct(model, variables, img)
             else:
-                llic_jax.decompress(
-                    model, variables, llic_jax.compress(model, variables, img)
-                )
+                blob = encode(model, variables, img, estimate=True).blob
+                llic_jax.decompress(model, variables, blob)
         row = {"image": name}
         if entropy_estimation:
             start = time.perf_counter()
@@ -125,7 +124,7 @@ def evaluate_model(
             row["bpp"] = float(bits) / (h * w)  # the estimate stands in for the rate
         else:
             start = time.perf_counter()
-            encoded = encode(model, variables, img)
+            encoded = encode(model, variables, img, estimate=True)
             row["encoding_time"] = time.perf_counter() - start
             start = time.perf_counter()
             decoded = llic_jax.decompress(model, variables, encoded.blob)

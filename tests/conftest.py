@@ -115,7 +115,7 @@ def round_trip(model, variables, img):
     import llic_jax
     from llic_jax.coding.codec import encode
 
-    encoded = encode(model, variables, img)
+    encoded = encode(model, variables, img, estimate=True)
     decoded = llic_jax.decompress(model, variables, encoded.blob)
     assert decoded.dtype == np.uint8 and decoded.shape == img.shape
     np.testing.assert_array_equal(decoded, encoded.reconstruction)

@@ -45,7 +45,8 @@ class Encoded:
     symbols: list[np.ndarray]  # z, then y per coding step (int32, flattened)
     # Σ −log2 p of the coded symbols under the model (z's prior, y's table scales): what
     # the eval-mode forward estimates, for the symbols this stream actually carries.
-    estimated_bits: float
+    # None unless `encode(..., estimate=True)`.
+    estimated_bits: float | None = None
 
 
 def as_rgb(img: np.ndarray) -> np.ndarray:
@@ -168,10 +169,19 @@ def _z_index(z_shape) -> np.ndarray:
     return np.broadcast_to(np.arange(z_shape[-1], dtype=np.int32), z_shape).ravel()
 
 
-def encode(model, variables, img: np.ndarray, times: PhaseTimes | None = None) -> Encoded:
+def encode(
+    model,
+    variables,
+    img: np.ndarray,
+    times: PhaseTimes | None = None,
+    *,
+    estimate: bool = False,
+) -> Encoded:
     """Compresses `img` (uint8 [H, W, 3]); also returns the encoder's reconstruction.
 
     `times`, if given, receives the network and coding seconds (coding/phase_times.py).
+    `estimate` also fills `Encoded.estimated_bits` (one more small jitted function, whose
+    compilation a one-off encode need not pay).
     """
     tables = _tables(variables)
     params = variables["params"]
@@ -218,9 +228,10 @@ def encode(model, variables, img: np.ndarray, times: PhaseTimes | None = None) -
             )
     with phase(times, "network"):
         x_hat = jax.device_get(fns["synthesis"](params, y_hat))
-        estimated_bits = float(
-            fns["latent_bits"](params, z_symbols.astype(np.float32), y_symbols, y_index)
-        )
+    estimated_bits = None
+    if estimate:
+        z_hat = z_symbols.astype(np.float32)
+        estimated_bits = float(fns["latent_bits"](params, z_hat, y_symbols, y_index))
 
     header = container.Header(  # pack() fills in the stream lengths
         model_name=model.model_name,
