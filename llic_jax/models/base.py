@@ -86,25 +86,44 @@ class CompressionModel(nn.Module):
         """Bits [B] of the integer hyper-latent under the factorized prior."""
         return self.entropy_bottleneck.bits(z_hat).sum(axis=(1, 2, 3))
 
+    def eval_latents(self, x: jax.Array) -> dict[str, jax.Array]:
+        """Eval mode up to the synthesis: the latents and the bits of every symbol.
+
+        Returns:
+          {"y": the analysis output [B, h, w, M], "symbols_y" (int32, like y): the coded
+          residuals round(y − mean), "y_hat": what the decoder reconstructs from them,
+          "z_hat": the integer hyper-latent [B, h', w', Cz], "bits_y" (like y) and
+          "bits_z" (like z_hat): −log2 p of each symbol, y's under the table-snapped
+          scale of its coding step}.
+        """
+        return self.eval_quantise(*self.analysis(x))
+
+    def eval_quantise(self, y: jax.Array, z: jax.Array) -> dict[str, jax.Array]:
+        """`eval_latents` from given latents (the analysis output, or any other y, z)."""
+        z_hat = jnp.round(z)
+        hyper = self.hyper_synthesis(z_hat)
+        y_hat = jnp.zeros_like(y)
+        bits_y = jnp.zeros_like(y)
+        symbols_y = jnp.zeros(y.shape, jnp.int32)
+        for step, mask in enumerate(self.coding_masks(y.shape[1:])):
+            index, mean = self.step_parameters(hyper, y_hat, step)
+            symbols = jnp.where(mask, jnp.round(y - mean), 0).astype(jnp.int32)
+            bits_y = jnp.where(mask, symbol_bits(symbols, index), bits_y)
+            symbols_y = jnp.where(mask, symbols, symbols_y)
+            y_hat = self.step_update(hyper, y_hat, symbols, mean, step)
+        bits_z = self.entropy_bottleneck.bits(z_hat)
+        return {"y": y, "symbols_y": symbols_y, "y_hat": y_hat, "z_hat": z_hat,
+                "bits_y": bits_y, "bits_z": bits_z}  # fmt: skip
+
     def eval_forward(self, x: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Eval mode: hard rounding, the coder's own steps, table-snapped scales.
 
         Returns:
           (x_hat [B, H, W, 3] float, {"y": bits [B], "z": bits [B]}).
         """
-        y, z = self.analysis(x)
-        z_hat = jnp.round(z)
-        bits_z = self.hyper_latent_bits(z_hat)
-        hyper = self.hyper_synthesis(z_hat)
-        y_hat = jnp.zeros_like(y)
-        bits_y = jnp.zeros(y.shape[0], y.dtype)
-        for step, mask in enumerate(self.coding_masks(y.shape[1:])):
-            index, mean = self.step_parameters(hyper, y_hat, step)
-            symbols = jnp.where(mask, jnp.round(y - mean), 0).astype(jnp.int32)
-            bits = jnp.where(mask, symbol_bits(symbols, index), 0.0)
-            bits_y = bits_y + bits.sum(axis=(1, 2, 3))
-            y_hat = self.step_update(hyper, y_hat, symbols, mean, step)
-        return self.synthesis(y_hat), {"y": bits_y, "z": bits_z}
+        latents = self.eval_latents(x)
+        bits = {name: latents[f"bits_{name}"].sum(axis=(1, 2, 3)) for name in "yz"}
+        return self.synthesis(latents["y_hat"]), bits
 
     def __call__(self, x: jax.Array, train: bool = True):
         """Training forward (noise for the rate, STE for synthesis) or the eval forward.
