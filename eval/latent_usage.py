@@ -57,56 +57,56 @@ def _psnr(img: np.ndarray, x_hat: np.ndarray) -> float:
     return float(psnr(img, to_uint8(x_hat[None])[:h, :w]))
 
 
-def measure(model, variables, images: list[np.ndarray], active_share: float) -> dict:
-    """Usage figures of one model over `images` (uint8 [H, W, 3] each)."""
+def _image_usage(model, params, img: np.ndarray) -> dict:
+    """Bit and symbol counts of one image (sums, so that images can be added up)."""
     from llic_jax.coding.codec import pad_image
 
-    fn = _usage_fn(model)
-    pixels = 0
-    bits_z = 0.0
-    z_nonzero = z_count = 0
-    step_bits = channel_bits = channel_nonzero = None
-    psnr_decoded, psnr_unquantised = [], []
-    for img in images:
-        x, (h, w) = pad_image(model, img)
-        out = {k: np.asarray(v) for k, v in fn(variables["params"], x).items()}
-        masks = model.coding_masks(out["bits_y"].shape)
-        if step_bits is None:
-            step_bits = np.zeros(len(masks))
-            channel_bits = np.zeros(out["bits_y"].shape[-1])
-            channel_nonzero = np.zeros(out["bits_y"].shape[-1])
-            positions = 0
-            layout = [_step_layout(mask) for mask in masks]
-        step_bits += [out["bits_y"][mask].sum() for mask in masks]
-        channel_bits += out["bits_y"].sum(axis=(0, 1))
-        channel_nonzero += (out["symbols_y"] != 0).sum(axis=(0, 1))
-        positions += out["bits_y"].shape[0] * out["bits_y"].shape[1]
-        bits_z += out["bits_z"].sum()
-        z_nonzero += int((out["z_hat"] != 0).sum())
-        z_count += out["z_hat"].size
-        pixels += h * w
-        psnr_decoded.append(_psnr(img, out["x_hat"]))
-        psnr_unquantised.append(_psnr(img, out["x_unquantised"]))
+    x, (h, w) = pad_image(model, img)
+    out = {k: np.asarray(v) for k, v in _usage_fn(model)(params, x).items()}
+    bits_y = out["bits_y"]
+    masks = model.coding_masks(bits_y.shape)
+    return {
+        "pixels": h * w,
+        "positions": bits_y.shape[0] * bits_y.shape[1],
+        "bits_z": float(out["bits_z"].sum()),
+        "z_nonzero": int((out["z_hat"] != 0).sum()),
+        "z_count": out["z_hat"].size,
+        "step_bits": np.array([bits_y[mask].sum() for mask in masks]),
+        "channel_bits": bits_y.sum(axis=(0, 1)),
+        "channel_nonzero": (out["symbols_y"] != 0).sum(axis=(0, 1)),
+        "layout": [_step_layout(mask) for mask in masks],
+        "psnr_decoded": _psnr(img, out["x_hat"]),
+        "psnr_unquantised": _psnr(img, out["x_unquantised"]),
+    }
 
-    share = channel_nonzero / positions
-    order = np.sort(channel_bits)[::-1]
-    total_y = channel_bits.sum()
-    holding = int(np.searchsorted(np.cumsum(order), BITS_SHARE * total_y) + 1)
+
+def measure(model, variables, images: list[np.ndarray], active_share: float) -> dict:
+    """Usage figures of one model over `images` (uint8 [H, W, 3] each)."""
+    per_image = [_image_usage(model, variables["params"], img) for img in images]
+    total = lambda key: sum(usage[key] for usage in per_image)  # noqa: E731
+    mean = lambda key: float(np.mean([usage[key] for usage in per_image]))  # noqa: E731
+    pixels, channel_bits = total("pixels"), total("channel_bits")
+    share = total("channel_nonzero") / total("positions")
+    bits_y = channel_bits.sum()
+    by_bits = np.cumsum(np.sort(channel_bits)[::-1])
+    holding = int(np.searchsorted(by_bits, BITS_SHARE * bits_y)) + 1
     return {
         "images": len(images),
-        "bpp": float((bits_z + total_y) / pixels),
-        "bpp_z": float(bits_z / pixels),
-        "bpp_y": float(total_y / pixels),
-        "z_nonzero_share": z_nonzero / z_count,
+        "bpp": float((total("bits_z") + bits_y) / pixels),
+        "bpp_z": float(total("bits_z") / pixels),
+        "bpp_y": float(bits_y / pixels),
+        "z_nonzero_share": total("z_nonzero") / total("z_count"),
         "channels": len(channel_bits),
         "active_channels": int((share >= active_share).sum()),
         "active_share": active_share,
         "channels_holding_90pct": min(holding, len(channel_bits)),
-        "psnr_decoded": float(np.mean(psnr_decoded)),
-        "psnr_unquantised": float(np.mean(psnr_unquantised)),
+        "psnr_decoded": mean("psnr_decoded"),
+        "psnr_unquantised": mean("psnr_unquantised"),
+        # The layout of the first image: channels and position shares do not depend on
+        # the size (up to a checkerboard's odd row or column).
         "steps": [
             {**part, "bpp": float(bits / pixels)}
-            for part, bits in zip(layout, step_bits, strict=True)
+            for part, bits in zip(per_image[0]["layout"], total("step_bits"), strict=True)
         ],
         "channel_bpp": (channel_bits / pixels).tolist(),
         "channel_nonzero_share": share.tolist(),
