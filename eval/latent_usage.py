@@ -67,6 +67,7 @@ def _image_usage(model, params, img: np.ndarray) -> dict:
     masks = model.coding_masks(bits_y.shape)
     return {
         "pixels": h * w,
+        "latent_shape": bits_y.shape,
         "positions": bits_y.shape[0] * bits_y.shape[1],
         "bits_z": float(out["bits_z"].sum()),
         "z_nonzero": int((out["z_hat"] != 0).sum()),
@@ -74,7 +75,6 @@ def _image_usage(model, params, img: np.ndarray) -> dict:
         "step_bits": np.array([bits_y[mask].sum() for mask in masks]),
         "channel_bits": bits_y.sum(axis=(0, 1)),
         "channel_nonzero": (out["symbols_y"] != 0).sum(axis=(0, 1)),
-        "layout": [_step_layout(mask) for mask in masks],
         "psnr_decoded": _psnr(img, out["x_hat"]),
         "psnr_unquantised": _psnr(img, out["x_unquantised"]),
     }
@@ -90,6 +90,10 @@ def measure(model, variables, images: list[np.ndarray], active_share: float) -> 
     bits_y = channel_bits.sum()
     by_bits = np.cumsum(np.sort(channel_bits)[::-1])
     holding = int(np.searchsorted(by_bits, BITS_SHARE * bits_y)) + 1
+    # The layout of the first image: channels and position shares do not depend on the
+    # size (up to a checkerboard's odd row or column).
+    masks = model.coding_masks(per_image[0]["latent_shape"])
+    layout = [_step_layout(mask) for mask in masks]
     return {
         "images": len(images),
         "bpp": float((total("bits_z") + bits_y) / pixels),
@@ -102,11 +106,9 @@ def measure(model, variables, images: list[np.ndarray], active_share: float) -> 
         "channels_holding_90pct": min(holding, len(channel_bits)),
         "psnr_decoded": mean("psnr_decoded"),
         "psnr_unquantised": mean("psnr_unquantised"),
-        # The layout of the first image: channels and position shares do not depend on
-        # the size (up to a checkerboard's odd row or column).
         "steps": [
             {**part, "bpp": float(bits / pixels)}
-            for part, bits in zip(per_image[0]["layout"], total("step_bits"), strict=True)
+            for part, bits in zip(layout, total("step_bits"), strict=True)
         ],
         "channel_bpp": (channel_bits / pixels).tolist(),
         "channel_nonzero_share": share.tolist(),

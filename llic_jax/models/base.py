@@ -96,10 +96,7 @@ class CompressionModel(nn.Module):
           "bits_z" (like z_hat): −log2 p of each symbol, y's under the table-snapped
           scale of its coding step}.
         """
-        return self.eval_quantise(*self.analysis(x))
-
-    def eval_quantise(self, y: jax.Array, z: jax.Array) -> dict[str, jax.Array]:
-        """`eval_latents` from given latents (the analysis output, or any other y, z)."""
+        y, z = self.analysis(x)
         z_hat = jnp.round(z)
         hyper = self.hyper_synthesis(z_hat)
         y_hat = jnp.zeros_like(y)
