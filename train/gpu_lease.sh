@@ -22,7 +22,8 @@
 # all λ together, compilation and PROFILE included); PROFILE=1 (first a profiled step of
 # the same shapes: about one compilation more); SWEEP_ARGS (more flags for train.lambda_sweep, e.g.
 # "--lr 1e-4 --warmup 50"). JAX_DEFAULT_MATMUL_PRECISION=highest trains with true float32
-# convolutions; JAX's GPU default lets them round their inputs to TF32.
+# convolutions; JAX's GPU default lets them round their inputs to TF32, as PyTorch's cuDNN
+# convolutions do by default, and compiles and steps faster (docs/training.md "Short leases").
 set -euo pipefail
 
 : "${OUT:?set OUT to the folder that comes back}"
