@@ -83,8 +83,8 @@ class CompressionModel(nn.Module):
         return (np.ones(latent_shape, dtype=bool),)
 
     def hyper_latent_bits(self, z_hat: jax.Array) -> jax.Array:
-        """Bits [B] of the integer hyper-latent under the factorized prior."""
-        return self.entropy_bottleneck.bits(z_hat).sum(axis=(1, 2, 3))
+        """−log2 p of each symbol of the integer hyper-latent (like `z_hat`)."""
+        return self.entropy_bottleneck.bits(z_hat)
 
     def eval_latents(self, x: jax.Array) -> dict[str, jax.Array]:
         """Eval mode up to the synthesis: the latents and the bits of every symbol.
@@ -108,7 +108,7 @@ class CompressionModel(nn.Module):
             bits_y = jnp.where(mask, symbol_bits(symbols, index), bits_y)
             symbols_y = jnp.where(mask, symbols, symbols_y)
             y_hat = self.step_update(hyper, y_hat, symbols, mean, step)
-        bits_z = self.entropy_bottleneck.bits(z_hat)
+        bits_z = self.hyper_latent_bits(z_hat)
         return {"y": y, "symbols_y": symbols_y, "y_hat": y_hat, "z_hat": z_hat,
                 "bits_y": bits_y, "bits_z": bits_z}  # fmt: skip
 
