@@ -1,19 +1,32 @@
-"""Where a training step spends its time: the top operations of a profiled step, as a table.
+"""Where a training step spends its time: the top operations of a profiled step, as tables.
 
   python -m eval.profile_train_step --model llic-elic-compact --models 4 --batch 16 --patch 128
+  python -m eval.profile_train_step --data .data/bsds300 --downscale 1 --batch 16 --patch 256
 
 Runs the step of `train/lambda_sweep.py` (`--models` λ side by side, vmapped; 1 = a plain
-single-model step) on random images, compiles it, then records `--steps` steps with
-`jax.profiler` and sums the recorded events by name. On a GPU the device's kernels and XLA
-ops are listed (per profiler thread: "XLA Ops", streams); on CPU the host's XLA op events.
-Times are totals over the recorded steps, in ms, and as a share of the device busy time of
-that thread. `--trace-dir` keeps the trace for TensorBoard's or Perfetto's viewer.
+single-model step), compiles it, then records `--steps` steps with `jax.profiler` and sums
+the recorded events by name. On a GPU the device's kernels and XLA ops are listed (per
+profiler thread: "XLA Ops", streams); on CPU the host's XLA op events. Times are totals over
+the recorded steps, in ms, and as a share of the busy time of that thread.
+
+A second table sums the same time by model part and pass: each XLA operation is traced back
+to the Flax module it came from through the `op_name` of the compiled HLO (e.g. `g_s/STB/
+DepthRB`, the repeated blocks' indices dropped) and to the forward pass (`jvp`), the backward
+(`transpose`) or neither (crops, optimizer).
+
+With `--data` (and `train.lambda_sweep`'s `--downscale`, `--clip`) the step sees the same
+argument shapes as a `train.lambda_sweep` run on that folder, so with JAX's persistent
+compilation cache (`JAX_COMPILATION_CACHE_DIR`) one of the two compiles and the other
+loads it (train/gpu_lease.sh's PROFILE=1); without, random images of `--patch` + 32 px.
+`--trace-dir` keeps the trace for TensorBoard's or Perfetto's viewer, and the compiled
+step's HLO (`step.hlo.txt`) whose instructions its events name.
 """
 
 import argparse
 import collections
 import gzip
 import json
+import re
 import statistics
 import tempfile
 import time
@@ -24,14 +37,103 @@ import jax.numpy as jnp
 import numpy as np
 
 import llic_jax
-from train.lambda_sweep import init_adam, init_models, make_sweep_step
+from train.lambda_sweep import (
+    init_adam,
+    init_models,
+    learning_rate,
+    make_sweep_step,
+    training_images,
+)
 
 # Host-side wrappers around the real work: never the answer to "where does the time go".
 _WRAPPERS = ("ThunkExecutor", "TfrtCpuExecutable", "PjitFunction", "Execute")
 
 
-def summarise_trace(trace_file: Path, top: int) -> list[tuple[str, str, float, float]]:
-    """(thread, event, total ms, share of the thread's time) of the heaviest events."""
+# An HLO instruction line: `[ROOT] %name = <shape> opcode(operands), ..., metadata={op_name="…" …}`.
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%(\S+) = .*? ([\w-]+)\(")
+_COMPUTATION = re.compile(r"^(?:ENTRY )?%(\S+) \(.*\{$")
+_OP_NAME = re.compile(r'metadata=\{[^}]*?op_name="([^"]*)"')
+_CALLS = re.compile(r"calls=%([\w.\-]+)")
+# Instructions that only call other computations: their events enclose their callees' events.
+_CONTAINERS = {"call", "while", "conditional", "async-start", "async-done"}
+
+
+def hlo_op_names(hlo_text: str) -> dict[str, str | None]:
+    """Instruction name → the `op_name` it was lowered from ("" if none; None: a container).
+
+    A fusion the compiler left unnamed takes the first name found in the computation it
+    calls (often a weight's layout change, named after the parameter: `state[0]['g_a']…`).
+    """
+    names, calls, first_in = {}, {}, {}
+    computation = None
+    for line in hlo_text.splitlines():
+        if match := _COMPUTATION.match(line):
+            computation = match.group(1)
+            continue
+        if not (match := _INSTRUCTION.match(line)):
+            continue
+        name, opcode = match.groups()
+        op_name = _OP_NAME.search(line)
+        if opcode in _CONTAINERS:
+            names[name] = None
+            continue
+        names[name] = op_name.group(1) if op_name else ""
+        if names[name]:
+            first_in.setdefault(computation, names[name])
+        elif called := _CALLS.search(line):
+            calls[name] = called.group(1)
+    for name, computation in calls.items():
+        names[name] = first_in.get(computation, "")
+    return names
+
+
+def model_part(op_name: str, depth: int = 3) -> tuple[str, str]:
+    """(pass, module path) of an `op_name`.
+
+    The pass is "forward" (under `jvp`), "backward" (under `transpose`), "weights" (a
+    parameter's own op_name, `state[0]['g_s']['STB_3']…`: layout changes) or "other"; the
+    path keeps `depth` Flax modules below the model's method scope
+    (`LLICElic.synthesis/g_s/STB_3/DepthRB_0/mul` → `g_s/STB/DepthRB`), with repeated
+    blocks' indices and methods (`latent_codec.two_pass` → `latent_codec`) dropped.
+    Operations outside the model (crops, loss, gradient vector, optimizer) → "(outside the
+    model)", those without a name → "(unnamed)".
+    """
+    if not op_name:
+        return "other", "(unnamed)"
+    if op_name.startswith("state["):
+        keys = re.findall(r"\[\\?'([^'\\]+)\\?'\]", op_name)[
+            :-1
+        ]  # the last: kernel, bias…
+        return "weights", _module_path(keys, depth)
+    parts = op_name.split("/")
+    pass_ = (
+        "backward"
+        if "transpose(" in op_name
+        else "forward"
+        if "jvp(" in op_name
+        else "other"
+    )
+    method_scope = next(
+        (i for i, p in enumerate(parts) if re.fullmatch(r"[A-Za-z_]\w*\.\w+", p)), None
+    )
+    if method_scope is None:
+        return pass_, "(outside the model)"
+    # The last part is the primitive; jit(depthwise_conv), vmap(…) are transforms.
+    modules = [p.split(".")[0] for p in parts[method_scope + 1 : -1] if "(" not in p]
+    return pass_, _module_path(modules, depth)
+
+
+def _module_path(modules: list[str], depth: int) -> str:
+    names = []
+    for module in modules:
+        name = re.sub(r"_\d+$", "", module)
+        if not names or names[-1] != name:
+            names.append(name)
+    return "/".join(names[:depth]) or "(model top level)"
+
+
+def read_trace(trace_file: Path) -> tuple[list[dict], dict, dict]:
+    """(complete events, process names, thread names) of a gzipped perfetto trace."""
     with gzip.open(trace_file) as f:
         trace = json.load(f)
     events = trace["traceEvents"] if isinstance(trace, dict) else trace
@@ -41,11 +143,15 @@ def summarise_trace(trace_file: Path, top: int) -> list[tuple[str, str, float, f
             processes[e["pid"]] = e["args"]["name"]
         elif e.get("ph") == "M" and e.get("name") == "thread_name":
             threads[(e["pid"], e["tid"])] = e["args"]["name"]
+    return [e for e in events if e.get("ph") == "X"], processes, threads
+
+
+def summarise_trace(trace_file: Path, top: int) -> list[tuple[str, str, float, float]]:
+    """(thread, event, total ms, share of the thread's time) of the heaviest events."""
+    events, processes, threads = read_trace(trace_file)
     on_device = any(name.startswith("/device:") for name in processes.values())
     totals, per_thread = collections.Counter(), collections.Counter()
     for e in events:
-        if e.get("ph") != "X":
-            continue
         process = processes.get(e["pid"], "")
         name = e["name"]
         if on_device and not process.startswith("/device:"):
@@ -61,51 +167,120 @@ def summarise_trace(trace_file: Path, top: int) -> list[tuple[str, str, float, f
     ]
 
 
+def time_by_model_part(
+    trace_file: Path, op_names: dict[str, str | None], depth: int
+) -> tuple[str, float, list[tuple[str, str, float]]]:
+    """(timeline, its ms traced to HLO instructions, [(pass, part, ms)] heaviest first).
+
+    The timeline whose events name the most time in HLO instructions: on a GPU its "XLA
+    Ops" line, on CPU all host threads together (CPU time, more than the wall clock).
+    Container instructions (call, while) are left out, their callees counted instead.
+    """
+    events, processes, threads = read_trace(trace_file)
+    by_timeline = collections.defaultdict(collections.Counter)
+    for e in events:
+        name = e["name"] if e["name"] in op_names else e["name"].removesuffix(".clone")
+        if op_names.get(name) is None:
+            continue  # not an HLO instruction, or a container
+        process = processes.get(e["pid"], "")
+        # A device's ops lie on one timeline ("XLA Ops"; its streams name kernels instead);
+        # a CPU's run on a pool of host threads, so those add up (to CPU time).
+        timeline = (
+            f"{process} {threads.get((e['pid'], e.get('tid')), '')}".strip()
+            if process.startswith("/device:")
+            else f"{process} (all threads)"
+        )
+        by_timeline[timeline][model_part(op_names[name], depth)] += e.get("dur", 0) / 1e3
+    if not by_timeline:
+        return "", 0.0, []
+    timeline = max(by_timeline, key=lambda t: sum(by_timeline[t].values()))
+    parts = by_timeline[timeline]
+    return (
+        timeline,
+        sum(parts.values()),
+        [(p, m, ms) for (p, m), ms in parts.most_common()],
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="llic-elic-compact")
     parser.add_argument("--models", type=int, default=1, help="λ trained side by side")
     parser.add_argument("--batch", type=int, default=16, help="crops per model")
     parser.add_argument("--patch", type=int, default=128)
+    parser.add_argument("--data", type=Path, help="crop from this image folder's photos")
+    parser.add_argument(
+        "--downscale", type=int, default=2, help="as train.lambda_sweep's"
+    )
+    parser.add_argument("--clip", type=float, default=1.0, help="as train.lambda_sweep's")
     parser.add_argument("--steps", type=int, default=3, help="profiled steps")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--depth", type=int, default=3, help="module levels per model part"
+    )
     parser.add_argument("--trace-dir", type=Path, help="keep the trace here")
     args = parser.parse_args(argv)
 
+    if args.data is not None:
+        try:
+            pixels = training_images(args.data, args.downscale, args.patch)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
+    else:
+        size = (32, args.patch + 32, args.patch + 32, 3)
+        pixels = np.random.default_rng(0).integers(0, 256, size, np.uint8)
+    images = jax.device_put(pixels)
     model = llic_jax.create_model(args.model)
     params = init_models(model, jax.random.key(0), args.models)
     state = (params, init_adam(params))
-    size = (32, args.patch + 32, args.patch + 32, 3)
-    images = jnp.asarray(np.random.default_rng(0).integers(0, 256, size, np.uint8))
     lmbdas = jnp.geomspace(0.0035, 0.025, args.models).astype(jnp.float32)
-    step = make_sweep_step(model, 1.0, args.batch, args.patch)
+    # The learning rate and keys as train.lambda_sweep makes them: the same argument types.
+    lr = learning_rate(0, 1000, 1e-4, 100, 0.5)
+    key = jax.random.key(1)
 
     start = time.perf_counter()
-    state, metrics = step(state, images, jax.random.key(1), lmbdas, 1e-4)
+    step = make_sweep_step(model, args.clip, args.batch, args.patch)
+    step = step.lower(state, images, key, lmbdas, lr).compile()
+    hlo_text = step.as_text()
+    state, metrics = step(state, images, key, lmbdas, lr)
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - start
     times = []
     for i in range(3):  # warm, untraced: the step time without the profiler's overhead
         start = time.perf_counter()
-        state, metrics = step(state, images, jax.random.key(2 + i), lmbdas, 1e-4)
+        state, metrics = step(state, images, jax.random.fold_in(key, 2 + i), lmbdas, lr)
         jax.block_until_ready(metrics)
         times.append(time.perf_counter() - start)
 
     trace_dir = args.trace_dir or Path(tempfile.mkdtemp(prefix="llic_profile_"))
+    trace_dir.mkdir(parents=True, exist_ok=True)
+    (trace_dir / "step.hlo.txt").write_text(hlo_text)  # the names its events use
     with jax.profiler.trace(str(trace_dir), create_perfetto_trace=True):
         for i in range(args.steps):
-            state, metrics = step(state, images, jax.random.key(10 + i), lmbdas, 1e-4)
+            state, metrics = step(
+                state, images, jax.random.fold_in(key, 10 + i), lmbdas, lr
+            )
             jax.block_until_ready(metrics)
     trace_file = sorted(trace_dir.rglob("perfetto_trace.json.gz"))[-1]
 
     device = jax.devices()[0]
+    source = f"{len(pixels)} images {pixels.shape[1:3]}" if args.data else "random images"
     print(f"{device.platform} {device.device_kind}: {args.model} × {args.models} model(s), "
-          f"{args.batch}×{args.patch}² crops each; compile {compile_s:.1f} s, step "
-          f"{statistics.median(times) * 1e3:.1f} ms (median of 3, unprofiled)")  # fmt: skip
+          f"{args.batch}×{args.patch}² crops each from {source}; compile + first step "
+          f"{compile_s:.1f} s, step {statistics.median(times) * 1e3:.1f} ms (median of 3, "
+          "unprofiled)")  # fmt: skip
     print(f"top events over {args.steps} profiled steps (trace: {trace_file})")
     print(f"{'ms':>10} {'share':>6}  thread | event")
     for thread, name, ms, share in summarise_trace(trace_file, args.top):
         print(f"{ms:10.1f} {share:6.1%}  {thread} | {name[:110]}")
+
+    op_names = hlo_op_names(hlo_text)
+    thread, traced_ms, parts = time_by_model_part(trace_file, op_names, args.depth)
+    print(f"\nby model part and pass ({thread}: {traced_ms:.1f} ms traced to HLO "
+          f"instructions, per step {traced_ms / args.steps:.1f} ms)")  # fmt: skip
+    print(f"{'ms/step':>9} {'share':>6}  {'pass':<8} part")
+    for pass_, part, ms in parts[: args.top]:
+        print(f"{ms / args.steps:9.2f} {ms / traced_ms:6.1%}  {pass_:<8} {part}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@
 # pixels as session 8's 64 × 128²); DOWNSCALE (integer box downscale of the photos before
 # cropping; 1 since session 9, docs/results.md "Session 9: larger crops"); BUDGET_S (wall clock of
 # all λ together, compilation and PROFILE included); PROFILE=1 (first a profiled step of
-# the same shapes: about one compilation more); SWEEP_ARGS (more flags for train.lambda_sweep, e.g.
+# the same shapes, time by kernel and by model part: it pays the compilation that the
+# sweep then loads from the cache, so it costs ~20 s more); SWEEP_ARGS (more flags for train.lambda_sweep, e.g.
 # "--lr 1e-4 --warmup 50"). JAX's GPU default lets convolutions round their inputs to TF32,
 # as PyTorch's cuDNN convolutions do by default: on an H200 a 16×256² step takes 35–37 ms and
 # compiles in 51 s, against 62–65 ms and 88–102 s with JAX_DEFAULT_MATMUL_PRECISION=highest
@@ -63,8 +64,10 @@ mkdir -p "$OUT"
 
 start=$SECONDS
 if [[ $PROFILE == 1 ]]; then
-  $PY -m eval.profile_train_step --model llic-elic-compact --models 1 \
-    --batch "$BATCH" --patch "$PATCH" --steps 3 > "$OUT/profile.txt" 2>&1 || true
+  # The sweep's own shapes, so that the sweep loads this compilation from the cache.
+  $PY -m eval.profile_train_step --model llic-elic-compact --models 1 --data "$DATA" \
+    --downscale "$DOWNSCALE" --batch "$BATCH" --patch "$PATCH" --steps 3 --top 25 \
+    > "$OUT/profile.txt" 2>&1 || true
   echo "profile: $((SECONDS - start)) s" >> "$OUT/lease.txt"
 fi
 
@@ -85,4 +88,4 @@ echo "sweep: $((SECONDS - start)) s, $status" >> "$OUT/lease.txt"
 # Its size says whether the cache could travel with the next lease (64 MiB carry limit).
 du -sh "$JAX_COMPILATION_CACHE_DIR" >> "$OUT/lease.txt" 2>&1 || true
 cat "$OUT/lease.txt"
-tail -n 25 "$OUT/profile.txt" 2>/dev/null || true
+tail -n 30 "$OUT/profile.txt" 2>/dev/null || true

@@ -67,6 +67,22 @@ def stack_images(images: list[np.ndarray]) -> np.ndarray:
     return np.stack([centre(img) for img in images])
 
 
+def training_images(data: Path, downscale: int, patch: int) -> np.ndarray:
+    """uint8 [N, h, w, 3]: the folder's images of at least `patch` px, stacked.
+
+    ValueError where the folder has no such image (or none to read).
+    """
+    images = [
+        img for _, img in load_images(data, downscale) if min(img.shape[:2]) >= patch
+    ]
+    if not images:
+        raise ValueError(f"no image of at least {patch}px in {data}")
+    images = stack_images(images)
+    if min(images.shape[1:3]) < patch:
+        raise ValueError(f"images of {images.shape[1:3]} are smaller than --patch")
+    return images
+
+
 def sample_crops(images: jax.Array, key: jax.Array, batch: int, patch: int) -> jax.Array:
     """float32 [batch, patch, patch, 3] in [0, 1]: random crops under a random symmetry."""
     n, h, w, _ = images.shape
@@ -271,15 +287,9 @@ def main(argv=None):
     start = time.time()
     args.out.mkdir(parents=True, exist_ok=True)
     try:
-        images = load_images(args.data, args.downscale)
+        images = training_images(args.data, args.downscale, args.patch)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
-    images = [img for _, img in images if min(img.shape[:2]) >= args.patch]
-    if not images:
-        raise SystemExit(f"error: no image of at least {args.patch}px in {args.data}")
-    images = stack_images(images)
-    if min(images.shape[1:3]) < args.patch:
-        raise SystemExit(f"error: images of {images.shape[1:3]} are smaller than --patch")
     lmbdas = jnp.asarray(args.lmbdas, jnp.float32)
     if args.init:
         # One source: fine-tuning to other λ from one trained model, as CompressAI's lower
