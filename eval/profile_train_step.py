@@ -53,7 +53,8 @@ _WRAPPERS = ("ThunkExecutor", "TfrtCpuExecutable", "PjitFunction", "Execute")
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%(\S+) = .*? ([\w-]+)\(")
 _COMPUTATION = re.compile(r"^(?:ENTRY )?%(\S+) \(.*\{$")
 _OP_NAME = re.compile(r'metadata=\{[^}]*?op_name="([^"]*)"')
-_CALLS = re.compile(r"calls=%([\w.\-]+)")
+_CALLEE = re.compile(r"(?:calls|to_apply)=%([\w.\-]+)")
+_OPERAND = re.compile(r"%([\w.\-]+)")
 # Instructions that only call other computations: their events enclose their callees' events.
 _CONTAINERS = {"call", "while", "conditional", "async-start", "async-done"}
 
@@ -61,10 +62,12 @@ _CONTAINERS = {"call", "while", "conditional", "async-start", "async-done"}
 def hlo_op_names(hlo_text: str) -> dict[str, str | None]:
     """Instruction name → the `op_name` it was lowered from ("" if none; None: a container).
 
-    A fusion the compiler left unnamed takes the first name found in the computation it
-    calls (often a weight's layout change, named after the parameter: `state[0]['g_a']…`).
+    Where the compiler left an instruction unnamed (layout changes, the weight gradients'
+    convolutions on CPU), it takes the first name found in the computation it calls (a
+    weight's layout change is named after the parameter: `state[0]['g_a']…`), else that of
+    its first operand that has one, up to three steps back.
     """
-    names, calls, first_in = {}, {}, {}
+    names, callee, operands, first_in = {}, {}, {}, {}
     computation = None
     for line in hlo_text.splitlines():
         if match := _COMPUTATION.match(line):
@@ -74,17 +77,30 @@ def hlo_op_names(hlo_text: str) -> dict[str, str | None]:
             continue
         name, opcode = match.groups()
         op_name = _OP_NAME.search(line)
-        if opcode in _CONTAINERS:
-            names[name] = None
-            continue
-        names[name] = op_name.group(1) if op_name else ""
-        if names[name]:
-            first_in.setdefault(computation, names[name])
-        elif called := _CALLS.search(line):
-            calls[name] = called.group(1)
-    for name, computation in calls.items():
-        names[name] = first_in.get(computation, "")
-    return names
+        names[name] = (
+            None if opcode in _CONTAINERS else op_name.group(1) if op_name else ""
+        )
+        if op_name:
+            first_in.setdefault(computation, op_name.group(1))
+        elif called := _CALLEE.search(line):
+            callee[name] = called.group(1)
+        if not op_name:
+            operands[name] = _OPERAND.findall(line[match.end(2) :])
+
+    def inferred(name: str, steps: int) -> str:
+        if names.get(name) or steps == 0:
+            return names.get(name) or ""
+        if first_in.get(callee.get(name)):
+            return first_in[callee[name]]
+        for operand in operands.get(name, ()):
+            if found := inferred(operand, steps - 1):
+                return found
+        return ""
+
+    return {
+        name: op_name if op_name is None or op_name else inferred(name, 3)
+        for name, op_name in names.items()
+    }
 
 
 def model_part(op_name: str, depth: int = 3) -> tuple[str, str]:

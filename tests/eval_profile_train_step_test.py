@@ -8,7 +8,8 @@ import json
 from eval import profile_train_step as profile
 
 # A trimmed compiled step as `Compiled.as_text()` prints it: an unnamed fusion whose
-# computation holds a weight's op_name, a named convolution, a container and its callee.
+# computation holds a weight's op_name, a named convolution, a container and its callee,
+# unnamed instructions (a weight gradient's convolution, a copy).
 HLO = """\
 HloModule jit_step, entry_computation_layout={()->f32[]}
 
@@ -29,6 +30,8 @@ ENTRY %main.1 (Arg_0.1: f32[1,3,3,64], Arg_1.2: f32[2,8,8,64]) -> f32[] {
   %call.4 = f32[2,8,8,64]{3,2,1,0} call(%Arg_1.2, %Arg_1.2), to_apply=%parallel_convolution.9
   %multiply.5 = f32[2,8,8,64]{3,2,1,0} multiply(%call.4, %call.4), metadata={op_name="jit(step)/jit(main)/vmap(jvp(LLICElic))/LLICElic.analysis/g_a/CTB_1/Gate_0/mul"}
   %add.6 = f32[] add(%Arg_0.1, %Arg_0.1), metadata={op_name="jit(step)/jit(main)/vmap(jit(norm))/mul"}
+  %convolution.8 = f32[3,3,64,64]{3,2,1,0} convolution(%call.4, %Arg_1.2), window={size=8x8 pad=1_1x1_1}, dim_labels=f01b_i01o->01bf
+  %negate.9 = f32[] negate(%Arg_0.1)
   ROOT %copy.7 = f32[] copy(%add.6)
 }
 """
@@ -39,7 +42,10 @@ def test_hlo_op_names_resolves_fusions_and_marks_containers():
     assert names["call.4"] is None
     assert names["convolution.9.clone"].endswith("Dense_1/conv_general_dilated")
     assert names["transpose_copy_fusion.3"].startswith("state[0]")
-    assert names["copy.7"] == ""
+    # Unnamed: from the first operand with a name (a container: its callee's name), if any.
+    assert names["copy.7"] == names["add.6"]
+    assert names["convolution.8"] == names["convolution.9.clone"]
+    assert names["negate.9"] == ""
 
 
 def test_model_part_names_pass_and_module_path():
