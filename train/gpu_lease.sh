@@ -18,14 +18,15 @@
 # from: one per λ, or one for every λ; by default the bundled models of those λ, so a lease
 # continues the shipped curve); BATCH (crops of PATCH² per step; 16 × 256² feeds as many
 # pixels as session 8's 64 × 128²); DOWNSCALE (integer box downscale of the photos before
-# cropping; 1 since session 9, docs/results.md "Session 9: larger crops"); BUDGET_S (wall clock of
-# all λ together, compilation and PROFILE included); PROFILE=1 (first a profiled step of
-# the same shapes, time by kernel and by model part: it pays the compilation that the
-# sweep then loads from the cache, so it costs ~20 s more); SWEEP_ARGS (more flags for train.lambda_sweep, e.g.
-# "--lr 1e-4 --warmup 50"). JAX's GPU default lets convolutions round their inputs to TF32,
-# as PyTorch's cuDNN convolutions do by default: on an H200 a 16×256² step takes 35–37 ms and
-# compiles in 51 s, against 62–65 ms and 88–102 s with JAX_DEFAULT_MATMUL_PRECISION=highest
-# (true float32; docs/training.md "Short leases").
+# cropping; 1 since session 9, docs/results.md "Session 9: larger crops"); BUDGET_S (wall
+# clock of all λ together, compilation and PROFILE included); PROFILE=1 (first a profiled
+# step of the same shapes, time by kernel and by model part: it pays the compilation that
+# the sweep then loads from the cache, so it costs ~20 s more); SWEEP_ARGS (more flags for
+# train.lambda_sweep, e.g. "--lr 1e-4 --warmup 50").
+# JAX's GPU default lets convolutions round their inputs to TF32, as PyTorch's cuDNN
+# convolutions do by default: on an H200 a 16×256² step takes 35–37 ms and compiles in
+# 51 s, against 62–65 ms and 88–102 s with JAX_DEFAULT_MATMUL_PRECISION=highest (true
+# float32; docs/training.md "Short leases").
 # A lease of 900 s fits two calls (at most 600 s each): the second, made while the machine is
 # still warm (it idles out after ~30 s), finds the first one's compilation cache in /tmp.
 set -euo pipefail
