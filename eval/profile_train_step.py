@@ -12,7 +12,10 @@ the recorded steps, in ms, and as a share of the busy time of that thread.
 A second table sums the same time by model part and pass: each XLA operation is traced back
 to the Flax module it came from through the `op_name` of the compiled HLO (e.g. `g_s/STB/
 DepthRB`, the repeated blocks' indices dropped) and to the forward pass (`jvp`), the backward
-(`transpose`) or neither (crops, optimizer).
+(`transpose`) or neither (crops, optimizer). XLA keeps one copy of a jitted sub-function
+called with the same shapes, named after its first caller (e.g. the `jit(fft)` inside
+`depthwise_conv`: every SCST's FFTs read as g_a's), so trust block kinds over positions
+for such operations.
 
 With `--data` (and `train.lambda_sweep`'s `--downscale`, `--clip`) the step sees the same
 argument shapes as a `train.lambda_sweep` run on that folder, so with JAX's persistent
