@@ -165,8 +165,15 @@ def read_trace(trace_file: Path) -> tuple[list[dict], dict, dict]:
     return [e for e in events if e.get("ph") == "X"], processes, threads
 
 
-def summarise_trace(trace_file: Path, top: int) -> list[tuple[str, str, float, float]]:
-    """(thread, event, total ms, share of the thread's time) of the heaviest events."""
+def summarise_trace(
+    trace_file: Path, top: int, op_names: dict[str, str | None] | None = None
+) -> list[tuple[str, str, float, float]]:
+    """(thread, event, total ms, share of the thread's time) of the heaviest events.
+
+    With the step's `op_names`, container instructions (CPU `call`s around each parallel
+    task) are left out: their time is their callees'.
+    """
+    containers = {name for name, op_name in (op_names or {}).items() if op_name is None}
     events, processes, threads = read_trace(trace_file)
     on_device = any(name.startswith("/device:") for name in processes.values())
     totals, per_thread = collections.Counter(), collections.Counter()
@@ -177,6 +184,8 @@ def summarise_trace(trace_file: Path, top: int) -> list[tuple[str, str, float, f
             continue
         if not on_device and (name.startswith("$") or name.startswith(_WRAPPERS)):
             continue  # Python frames and executor wrappers
+        if name in containers or name.removesuffix(".clone") in containers:
+            continue
         thread = f"{process} {threads.get((e['pid'], e.get('tid')), '')}".strip()
         totals[(thread, name)] += e.get("dur", 0) / 1e3
         per_thread[thread] += e.get("dur", 0) / 1e3
@@ -290,10 +299,10 @@ def main(argv=None):
           "unprofiled)")  # fmt: skip
     print(f"top events over {args.steps} profiled steps (trace: {trace_file})")
     print(f"{'ms':>10} {'share':>6}  thread | event")
-    for thread, name, ms, share in summarise_trace(trace_file, args.top):
+    op_names = hlo_op_names(hlo_text)
+    for thread, name, ms, share in summarise_trace(trace_file, args.top, op_names):
         print(f"{ms:10.1f} {share:6.1%}  {thread} | {name[:110]}")
 
-    op_names = hlo_op_names(hlo_text)
     thread, traced_ms, parts = time_by_model_part(trace_file, op_names, args.depth)
     print(f"\nby model part and pass ({thread}: {traced_ms:.1f} ms traced to HLO "
           f"instructions, per step {traced_ms / args.steps:.1f} ms)")  # fmt: skip

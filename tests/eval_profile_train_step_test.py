@@ -111,3 +111,19 @@ def test_time_by_model_part_sums_one_device_timeline(tmp_path):
     assert timeline == "/device:GPU:0 XLA Ops"
     assert traced_ms == 4.5
     assert parts == [("backward", "g_s/STB/SCST", 3.0), ("forward", "g_a/CTB/Gate", 1.5)]
+
+
+def test_summarise_trace_leaves_containers_out(tmp_path):
+    trace = tmp_path / "perfetto_trace.json.gz"
+    write_trace(trace, [
+        {"ph": "X", "pid": 1, "tid": 7, "name": "call.4", "dur": 9000},
+        {"ph": "X", "pid": 1, "tid": 7, "name": "convolution.9.clone", "dur": 3000},
+        {"ph": "X", "pid": 1, "tid": 7, "name": "multiply.5", "dur": 1000},
+    ])  # fmt: skip
+    names = profile.hlo_op_names(HLO)
+    rows = profile.summarise_trace(trace, 10, names)
+    assert [(name, ms, share) for _, name, ms, share in rows] == [
+        ("convolution.9.clone", 3.0, 0.75),
+        ("multiply.5", 1.0, 0.25),
+    ]
+    assert len(profile.summarise_trace(trace, 10)) == 3  # without the HLO: every event
