@@ -101,7 +101,7 @@ def hlo_op_names(hlo_text: str) -> dict[str, str | None]:
         return ""
 
     return {
-        name: op_name if op_name is None or op_name else inferred(name, 3)
+        name: inferred(name, 3) if op_name == "" else op_name
         for name, op_name in names.items()
     }
 
@@ -120,18 +120,12 @@ def model_part(op_name: str, depth: int = 3) -> tuple[str, str]:
     if not op_name:
         return "other", "(unnamed)"
     if op_name.startswith("state["):
-        keys = re.findall(r"\[\\?'([^'\\]+)\\?'\]", op_name)[
-            :-1
-        ]  # the last: kernel, bias…
-        return "weights", _module_path(keys, depth)
+        keys = re.findall(r"\[\\?'([^'\\]+)\\?'\]", op_name)
+        return "weights", _module_path(keys[:-1], depth)  # keys[-1]: kernel, bias…
     parts = op_name.split("/")
-    pass_ = (
-        "backward"
-        if "transpose(" in op_name
-        else "forward"
-        if "jvp(" in op_name
-        else "other"
-    )
+    # Checked in this order: a backward op's name has jvp(…) inside transpose(…).
+    passes = {"transpose(": "backward", "jvp(": "forward"}
+    pass_ = next((p for marker, p in passes.items() if marker in op_name), "other")
     method_scope = next(
         (i for i, p in enumerate(parts) if re.fullmatch(r"[A-Za-z_]\w*\.\w+", p)), None
     )
