@@ -145,6 +145,11 @@ def _module_path(modules: list[str], depth: int) -> str:
     return "/".join(names[:depth]) or "(model top level)"
 
 
+def _instruction(event_name: str, op_names: dict[str, str | None]) -> str:
+    """The HLO instruction an event names (CPU events add `.clone` to some)."""
+    return event_name if event_name in op_names else event_name.removesuffix(".clone")
+
+
 def read_trace(trace_file: Path) -> tuple[list[dict], dict, dict]:
     """(complete events, process names, thread names) of a gzipped perfetto trace."""
     with gzip.open(trace_file) as f:
@@ -160,15 +165,17 @@ def read_trace(trace_file: Path) -> tuple[list[dict], dict, dict]:
 
 
 def summarise_trace(
-    trace_file: Path, top: int, op_names: dict[str, str | None] | None = None
+    trace: tuple[list[dict], dict, dict],
+    top: int,
+    op_names: dict[str, str | None] | None = None,
 ) -> list[tuple[str, str, float, float]]:
     """(thread, event, total ms, share of the thread's time) of the heaviest events.
 
-    With the step's `op_names`, container instructions (CPU `call`s around each parallel
-    task) are left out: their time is their callees'.
+    `trace` as `read_trace` returns it. With the step's `op_names`, container instructions
+    (CPU `call`s around each parallel task) are left out: their time is their callees'.
     """
-    containers = {name for name, op_name in (op_names or {}).items() if op_name is None}
-    events, processes, threads = read_trace(trace_file)
+    op_names = op_names or {}
+    events, processes, threads = trace
     on_device = any(name.startswith("/device:") for name in processes.values())
     totals, per_thread = collections.Counter(), collections.Counter()
     for e in events:
@@ -178,8 +185,9 @@ def summarise_trace(
             continue
         if not on_device and (name.startswith("$") or name.startswith(_WRAPPERS)):
             continue  # Python frames and executor wrappers
-        if name in containers or name.removesuffix(".clone") in containers:
-            continue
+        instruction = _instruction(name, op_names)
+        if instruction in op_names and op_names[instruction] is None:
+            continue  # a container
         thread = f"{process} {threads.get((e['pid'], e.get('tid')), '')}".strip()
         totals[(thread, name)] += e.get("dur", 0) / 1e3
         per_thread[thread] += e.get("dur", 0) / 1e3
@@ -190,18 +198,19 @@ def summarise_trace(
 
 
 def time_by_model_part(
-    trace_file: Path, op_names: dict[str, str | None], depth: int
+    trace: tuple[list[dict], dict, dict], op_names: dict[str, str | None], depth: int
 ) -> tuple[str, float, list[tuple[str, str, float]]]:
     """(timeline, its ms traced to HLO instructions, [(pass, part, ms)] heaviest first).
 
-    The timeline whose events name the most time in HLO instructions: on a GPU its "XLA
-    Ops" line, on CPU all host threads together (CPU time, more than the wall clock).
-    Container instructions (call, while) are left out, their callees counted instead.
+    `trace` as `read_trace` returns it. The timeline is the one whose events name the most
+    time in HLO instructions: on a GPU its "XLA Ops" line, on CPU all host threads together
+    (CPU time, more than the wall clock). Container instructions (call, while) are left
+    out, their callees counted instead.
     """
-    events, processes, threads = read_trace(trace_file)
+    events, processes, threads = trace
     by_timeline = collections.defaultdict(collections.Counter)
     for e in events:
-        name = e["name"] if e["name"] in op_names else e["name"].removesuffix(".clone")
+        name = _instruction(e["name"], op_names)
         if op_names.get(name) is None:
             continue  # not an HLO instruction, or a container
         process = processes.get(e["pid"], "")
@@ -293,11 +302,11 @@ def main(argv=None):
           "unprofiled)")  # fmt: skip
     print(f"top events over {args.steps} profiled steps (trace: {trace_file})")
     print(f"{'ms':>10} {'share':>6}  thread | event")
-    op_names = hlo_op_names(hlo_text)
-    for thread, name, ms, share in summarise_trace(trace_file, args.top, op_names):
+    op_names, trace = hlo_op_names(hlo_text), read_trace(trace_file)
+    for thread, name, ms, share in summarise_trace(trace, args.top, op_names):
         print(f"{ms:10.1f} {share:6.1%}  {thread} | {name[:110]}")
 
-    thread, traced_ms, parts = time_by_model_part(trace_file, op_names, args.depth)
+    thread, traced_ms, parts = time_by_model_part(trace, op_names, args.depth)
     print(f"\nby model part and pass ({thread}: {traced_ms:.1f} ms traced to HLO "
           f"instructions, per step {traced_ms / args.steps:.1f} ms)")  # fmt: skip
     print(f"{'ms/step':>9} {'share':>6}  {'pass':<8} part")

@@ -106,7 +106,7 @@ def test_time_by_model_part_sums_one_device_timeline(tmp_path):
         {"ph": "X", "pid": 1, "tid": 8, "name": "multiply.5", "dur": 400},  # another timeline
     ])  # fmt: skip
     timeline, traced_ms, parts = profile.time_by_model_part(
-        trace, profile.hlo_op_names(HLO), 3
+        profile.read_trace(trace), profile.hlo_op_names(HLO), 3
     )
     assert timeline == "/device:GPU:0 XLA Ops"
     assert traced_ms == 4.5
@@ -121,9 +121,11 @@ def test_summarise_trace_leaves_containers_out(tmp_path):
         {"ph": "X", "pid": 1, "tid": 7, "name": "multiply.5", "dur": 1000},
     ])  # fmt: skip
     names = profile.hlo_op_names(HLO)
-    rows = profile.summarise_trace(trace, 10, names)
+    rows = profile.summarise_trace(profile.read_trace(trace), 10, names)
     assert [(name, ms, share) for _, name, ms, share in rows] == [
         ("convolution.9.clone", 3.0, 0.75),
         ("multiply.5", 1.0, 0.25),
     ]
-    assert len(profile.summarise_trace(trace, 10)) == 3  # without the HLO: every event
+    assert (
+        len(profile.summarise_trace(profile.read_trace(trace), 10)) == 3
+    )  # without the HLO: every event
