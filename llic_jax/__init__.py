@@ -3,6 +3,7 @@
 from llic_jax.api import build_tables, init, reconstruct
 from llic_jax.coding.codec import compress, decompress
 from llic_jax.coding.container import BitstreamError
+from llic_jax.coding.latent_refinement import Refinement
 from llic_jax.models import create_model, list_models
 from llic_jax.weights import load_weights, save_weights
 
@@ -10,6 +11,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BitstreamError",
+    "Refinement",
     "build_tables",
     "compress",
     "create_model",

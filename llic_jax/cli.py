@@ -1,9 +1,10 @@
 """The `llic` command line.
 
   llic info MODEL [--size HxW]
-  llic encode IN.png OUT.llic [--weights W | --quality Q]
+  llic encode IN.png OUT.llic [--weights W | --quality Q] [--refine STEPS]
   llic decode IN.llic OUT.png [--weights W]
   llic eval [--weights W ...] --data DIR --out R.json [--entropy-estimation]
+            [--refine STEPS]
   llic bench jpeg|webp|avif --data DIR --out R.json [--qualities 10,20,...]
   llic bdrate ANCHOR.json TEST.json [--method pchip|cubic] [--metric psnr|ms-ssim]
   llic plot R.json ... -o rd.png [--reference DIR]
@@ -71,6 +72,28 @@ def _load(weights, quality=None):
     return llic_jax.load_weights(weights)
 
 
+def _refinement(args, weights, quality=None):
+    """The `Refinement` asked for by --refine (None without it), λ from the weights."""
+    if args.refine is None:
+        return None
+    from llic_jax import Refinement
+    from llic_jax.weights import bundled_path, read_metadata
+
+    if args.refine < 1:
+        raise CliError(f"--refine takes a positive number of steps, got {args.refine}")
+    path = weights if weights is not None else bundled_path(quality)
+    lmbda = args.lmbda
+    if lmbda is None:
+        try:
+            lmbda = float(read_metadata(path)["lmbda"])
+        except (KeyError, ValueError):
+            raise CliError(f"{path}: the weights do not record their λ; "
+                           "pass --lmbda for --refine") from None  # fmt: skip
+    if not lmbda > 0:
+        raise CliError(f"--lmbda must be positive, got {lmbda}")
+    return Refinement(lmbda, steps=args.refine)
+
+
 def cmd_info(args) -> None:
     from llic_jax.info import describe
 
@@ -86,8 +109,12 @@ def cmd_encode(args) -> None:
 
     img = read_image(args.input)
     model, variables = _load(args.weights, args.quality)
+    refinement = _refinement(args, args.weights, args.quality)
     start = time.perf_counter()
-    blob = llic_jax.compress(model, variables, img)
+    try:
+        blob = llic_jax.compress(model, variables, img, refinement=refinement)
+    except NotImplementedError as e:  # a model without a relaxed forward
+        raise CliError(str(e)) from None
     seconds = time.perf_counter() - start
     write_atomically(args.output, lambda tmp: Path(tmp).write_bytes(blob))
     h, w = img.shape[:2]
@@ -140,11 +167,14 @@ def cmd_eval(args) -> None:
     from llic_jax.weights import BUNDLED, bundled_path
 
     check_destination(args.out)
+    if args.refine is not None and args.entropy_estimation:
+        raise CliError("--refine needs real coding: drop --entropy-estimation")
     images = evaluate.load_images(args.data)
     weights = args.weights or [str(bundled_path(q)) for q in sorted(BUNDLED)]
     points, names = [], set()
     for path in weights:
         model, variables = _load(path)
+        refinement = _refinement(args, path)
         names.add(model.model_name)
         save = (
             None if args.save_recon is None else Path(args.save_recon) / Path(path).stem
@@ -152,6 +182,7 @@ def cmd_eval(args) -> None:
         points.append(evaluate.evaluate_model(
             model, variables, images, entropy_estimation=args.entropy_estimation,
             save_recon=save, progress=not args.quiet, label=Path(path).name,
+            refinement=refinement,
         ))  # fmt: skip
         rows = points[-1]["images"]
         mean = rd_results.summarise_point(rows)
@@ -164,6 +195,9 @@ def cmd_eval(args) -> None:
             print(f"  decoded = encoder's reconstruction on {exact}/{len(rows)} images; "
                   f"real within 1% + 100 B of estimated on {close}/{len(rows)}")  # fmt: skip
     mode = "entropy estimation (no coding)" if args.entropy_estimation else "real coding"
+    if args.refine is not None:
+        mode += (f", latents refined at encode ({args.refine} steps of stochastic "
+                 "Gumbel annealing)")  # fmt: skip
     description = f"llic_jax {mode} on {args.data}; {_CONVENTIONS}"
     name = args.name or "+".join(sorted(names))
     rd_results.write_json(args.out, rd_results.curve(name, description, points))
@@ -281,6 +315,18 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument(
         "--quality", type=int, help="bundled model quality (default: middle)"
     )
+    enc.add_argument(
+        "--refine",
+        type=int,
+        metavar="STEPS",
+        help="optimise each image's latents for STEPS gradient steps before coding "
+        "(slower encoding, same decoder; see llic_jax/coding/latent_refinement.py)",
+    )
+    enc.add_argument(
+        "--lmbda",
+        type=float,
+        help="λ of the refinement's loss bpp + λ·MSE(0-255) (default: the weights')",
+    )
     enc.set_defaults(run=cmd_encode)
     dec = sub.add_parser("decode", help="decompress a .llic file to PNG")
     dec.add_argument("input")
@@ -301,6 +347,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="skip the coder; report the estimated rate only")  # fmt: skip
     ev.add_argument("--save-recon", help="write decoded PNGs under DIR/<weights>/")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.add_argument(
+        "--refine",
+        type=int,
+        metavar="STEPS",
+        help="optimise each image's latents for STEPS gradient steps before coding "
+        "(slower encoding, same decoder; see llic_jax/coding/latent_refinement.py)",
+    )
+    ev.add_argument(
+        "--lmbda",
+        type=float,
+        help="λ of the refinement's loss bpp + λ·MSE(0-255) (default: the weights')",
+    )
     ev.set_defaults(run=cmd_eval)
 
     bench = sub.add_parser("bench", help="RD curve of a classic codec (Pillow)")

@@ -87,6 +87,7 @@ def evaluate_model(
     save_recon: str | os.PathLike | None = None,
     progress: bool = True,
     label: str = "",
+    refinement=None,
 ) -> dict:
     """One RD point: every image coded with (`model`, `variables`).
 
@@ -97,6 +98,8 @@ def evaluate_model(
       save_recon: folder for the decoded images (PNG, named after the inputs).
       progress: show a progress bar on stderr.
       label: names the point in the results (e.g. the weights file).
+      refinement: a `llic_jax.Refinement`: refine each image's latents before coding
+        (real coding only; the encoding time includes it).
     """
     import llic_jax
     from llic_jax.coding.codec import encode, padded_size
@@ -113,7 +116,9 @@ def evaluate_model(
             if entropy_estimation:
                 llic_jax.reconstruct(model, variables, img)
             else:
-                blob = encode(model, variables, img, estimate=True).blob
+                blob = encode(
+                    model, variables, img, estimate=True, refinement=refinement
+                ).blob
                 llic_jax.decompress(model, variables, blob)
         row = {"image": name}
         if entropy_estimation:
@@ -124,7 +129,7 @@ def evaluate_model(
             row["bpp"] = float(bits) / (h * w)  # the estimate stands in for the rate
         else:
             start = time.perf_counter()
-            encoded = encode(model, variables, img, estimate=True)
+            encoded = encode(model, variables, img, estimate=True, refinement=refinement)
             row["encoding_time"] = time.perf_counter() - start
             start = time.perf_counter()
             decoded = llic_jax.decompress(model, variables, encoded.blob)

@@ -35,7 +35,10 @@ def plot_curves(
          dict(ls="--", lw=1, alpha=0.8, color=light(2 * (i % 10) + 1)))
         for i, curve in enumerate(references)
     ] + [
-        (curve["name"], curve, dict(ls="-", marker="o", lw=2, ms=4, color=strong(i % 10)))
+        # tab10 repeats after ten curves: the marker and line tell the next ten apart.
+        (curve["name"], curve, dict(ls=("-", "-.", ":")[i // 10 % 3],
+                                    marker="os^"[i // 10 % 3], lw=2, ms=4,
+                                    color=strong(i % 10)))
         for i, curve in enumerate(curves)
     ]  # fmt: skip
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))

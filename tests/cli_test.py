@@ -106,3 +106,19 @@ def test_outputs_get_the_permissions_open_would_give(tmp_path, png, weights):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(stream.stat().st_mode) == 0o666 & ~umask
+
+
+def test_refined_encode_decodes_and_needs_a_lambda(tmp_path, png, weights, capsys):
+    stream, out = tmp_path / "x.llic", tmp_path / "out.png"
+    # The test weights record no λ: refinement must be told it.
+    assert main(["encode", str(png), str(stream), "--weights", str(weights),
+                 "--refine", "2"]) == 1  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert "--lmbda" in err and "\n" not in err and not stream.exists()
+    assert main(["encode", str(png), str(stream), "--weights", str(weights),
+                 "--refine", "2", "--lmbda", "0.01"]) == 0  # fmt: skip
+    assert main(["decode", str(stream), str(out), "--weights", str(weights)]) == 0
+    assert np.asarray(Image.open(out)).shape == (40, 56, 3)
+    assert main(["encode", str(png), str(stream), "--weights", str(weights),
+                 "--refine", "0", "--lmbda", "0.01"]) == 1  # fmt: skip
+    assert "positive" in capsys.readouterr().err

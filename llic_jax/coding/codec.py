@@ -26,6 +26,7 @@ import numpy as np
 
 from llic_jax.coding import container
 from llic_jax.coding.container import BitstreamError
+from llic_jax.coding.latent_refinement import Refinement, refine_latents
 from llic_jax.coding.phase_times import PhaseTimes, phase
 from llic_jax.entropy import range_coder
 from llic_jax.entropy.gaussian import symbol_bits
@@ -176,19 +177,25 @@ def encode(
     times: PhaseTimes | None = None,
     *,
     estimate: bool = False,
+    refinement: Refinement | None = None,
 ) -> Encoded:
     """Compresses `img` (uint8 [H, W, 3]); also returns the encoder's reconstruction.
 
     `times`, if given, receives the network and coding seconds (coding/phase_times.py).
     `estimate` also fills `Encoded.estimated_bits` (one more small jitted function, whose
-    compilation a one-off encode need not pay).
+    compilation a one-off encode need not pay). `refinement`, if given, optimises the
+    image's latents before coding them (coding/latent_refinement.py): slower encoding,
+    the same decoder; its time is charged to "network".
     """
     tables = _tables(variables)
     params = variables["params"]
     fns = _functions(model)
     x, (h, w) = pad_image(model, img)
     with phase(times, "network"):
-        y, z = jax.device_get(fns["analysis"](params, x))
+        y, z = fns["analysis"](params, x)
+        if refinement is not None:
+            (y, z), _ = refine_latents(model, params, x, (h, w), y, z, refinement)
+        y, z = jax.device_get((y, z))
 
     with phase(times, "coding"):
         z_table = tables["z"]
@@ -249,9 +256,14 @@ def encode(
     return Encoded(blob, to_uint8(x_hat)[:h, :w], symbols, estimated_bits)
 
 
-def compress(model, variables, img: np.ndarray) -> bytes:
-    """uint8 [H, W, 3] (gray is replicated to RGB) → bitstream bytes."""
-    return encode(model, variables, img).blob
+def compress(
+    model, variables, img: np.ndarray, *, refinement: Refinement | None = None
+) -> bytes:
+    """uint8 [H, W, 3] (gray is replicated to RGB) → bitstream bytes.
+
+    `refinement` optimises the latents for this image first (see `encode`).
+    """
+    return encode(model, variables, img, refinement=refinement).blob
 
 
 def decompress(

@@ -249,18 +249,25 @@ class CharmLatentCodec(nn.Module):
 
         In the forward values this equals the coding steps run in order (the eval path).
         """
-        y_hats, scales, means = [], [], []
+        y_hat, scale, mean, _ = self._slices_in_order(y, hyper, ste_round)
+        return y_hat, scale, mean
+
+    def _slices_in_order(self, y: jax.Array, hyper: dict, quantize):
+        """(y_hat with LRP, scale, mean, quantised residuals), `quantize` rounding."""
+        y_hats, scales, means, residuals = [], [], [], []
         for i in range(self.num_slices):
             start, stop = self._bounds(i)
             k = min(i, self.max_support_slices)
             support = jnp.concatenate([y[..., :0], *y_hats[:k]], -1)
             scale, mean, context = self.slice_distribution(hyper, support, i)
-            quantized = ste_round(y[..., start:stop] - mean) + mean
+            residual = quantize(y[..., start:stop] - mean)
+            quantized = residual + mean
             y_hats.append(quantized + self.slice_lrp(context, quantized, i))
             scales.append(scale)
             means.append(mean)
+            residuals.append(residual)
         cat = lambda xs: jnp.concatenate(xs, axis=-1)
-        return cat(y_hats), cat(scales), cat(means)
+        return cat(y_hats), cat(scales), cat(means), cat(residuals)
 
     def train_forward(
         self, y: jax.Array, hyper: dict, noise_rng: jax.Array | None
@@ -282,4 +289,13 @@ class CharmLatentCodec(nn.Module):
             residual = jnp.round(y - mean)
         else:
             residual = add_uniform_noise(y, noise_rng) - mean
+        return y_hat, gaussian_bits(residual, scale).sum(axis=(1, 2, 3))
+
+    def relaxed_forward(self, y: jax.Array, hyper: dict, quantize):
+        """(y_hat, bits [B]) with `quantize` standing in for every rounding.
+
+        As `ElicLatentCodec.relaxed_forward`: the rate is that of the quantised residuals
+        themselves, so a differentiable `quantize` makes the whole forward smooth in `y`.
+        """
+        y_hat, scale, _, residual = self._slices_in_order(y, hyper, quantize)
         return y_hat, gaussian_bits(residual, scale).sum(axis=(1, 2, 3))

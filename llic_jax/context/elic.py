@@ -290,12 +290,14 @@ class ElicLatentCodec(nn.Module):
         return scale_to_index(scale), mean
 
     def two_pass(
-        self, y: jax.Array, hyper: jax.Array
+        self, y: jax.Array, hyper: jax.Array, quantize=ste_round
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """All groups at full resolution, with STE rounding: (y_hat, scale, mean).
 
         In the forward values this equals the coding steps run in order (the eval path):
         each anchor is `round(y − μ) + μ`, and so is every element of y_hat.
+        `quantize` replaces the rounding of the residuals `y − μ` (see
+        `relaxed_forward`).
         """
         mask = jnp.asarray(anchor_mask(*y.shape[1:3]))[None, :, :, None]
         y_hats, scales, means = [], [], []
@@ -304,11 +306,11 @@ class ElicLatentCodec(nn.Module):
             y_k = y[..., start:stop]
             context = model.channel(jnp.concatenate(y_hats, -1)) if k > 0 else None
             scale_a, mean_a = model.parameters(hyper, context, None)
-            anchors = jnp.where(mask, ste_round(y_k - mean_a) + mean_a, 0.0)
+            anchors = jnp.where(mask, quantize(y_k - mean_a) + mean_a, 0.0)
             scale_n, mean_n = model.parameters(hyper, context, anchors)
             scale = jnp.where(mask, scale_a, scale_n)
             mean = jnp.where(mask, mean_a, mean_n)
-            y_hats.append(ste_round(y_k - mean) + mean)
+            y_hats.append(quantize(y_k - mean) + mean)
             scales.append(scale)
             means.append(mean)
         cat = lambda xs: jnp.concatenate(xs, axis=-1)  # noqa: E731
@@ -336,6 +338,18 @@ class ElicLatentCodec(nn.Module):
         else:
             residual = add_uniform_noise(y, noise_rng) - mean
         bits = gaussian_bits(residual, scale)
+        return y_hat, bits.sum(axis=(1, 2, 3))
+
+    def relaxed_forward(self, y: jax.Array, hyper: jax.Array, quantize):
+        """(y_hat, bits [B]) with `quantize` standing in for every rounding.
+
+        The rate is that of the quantised residuals themselves, so a differentiable
+        `quantize` (e.g. `ops.annealed_round`) makes rate and distortion smooth in `y`
+        alike: what encoder-side latent refinement optimises (coding/latent_refinement.py).
+        With `quantize=jnp.round` the values are the eval path's, up to the scale table.
+        """
+        y_hat, scale, mean = self.two_pass(y, hyper, quantize)
+        bits = gaussian_bits(y_hat - mean, scale)
         return y_hat, bits.sum(axis=(1, 2, 3))
 
 

@@ -68,6 +68,14 @@ class CompressionModel(nn.Module):
         """Training: (y_hat for synthesis, bits [B] of y under uniform noise)."""
         raise NotImplementedError
 
+    def relaxed_latents(
+        self, y: jax.Array, hyper, quantize
+    ) -> tuple[jax.Array, jax.Array]:
+        """(y_hat for synthesis, bits [B] of y) with `quantize` in place of rounding."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not support encoder-side latent refinement"
+        )
+
     def step_update(self, hyper, y_hat, symbols, mean, step: int) -> jax.Array:
         """Writes the reconstruction of step `step` into `y_hat`.
 
@@ -121,6 +129,23 @@ class CompressionModel(nn.Module):
         latents = self.eval_latents(x)
         bits = {name: latents[f"bits_{name}"].sum(axis=(1, 2, 3)) for name in "yz"}
         return self.synthesis(latents["y_hat"]), bits
+
+    def relaxed_forward(self, y: jax.Array, z: jax.Array, quantize):
+        """Decoder side of the model from given latents, with a stand-in for rounding.
+
+        `quantize` (float array → float array) replaces every rounding: of `z`, and of
+        each coding step's residual `y − mean`; both rates are those of the quantised
+        values. With `jnp.round` this is the eval forward from (y, z) up to the scale
+        table; with `ops.annealed_round` it is smooth, which encoder-side refinement of
+        one image's latents needs (coding/latent_refinement.py).
+
+        Returns:
+          (x_hat [B, H, W, 3] float, bits [B] of y and z together).
+        """
+        z_hat = quantize(z)
+        bits_z = self.hyper_latent_bits(z_hat).sum(axis=(1, 2, 3))
+        y_hat, bits_y = self.relaxed_latents(y, self.hyper_synthesis(z_hat), quantize)
+        return self.synthesis(y_hat), bits_y + bits_z
 
     def __call__(self, x: jax.Array, train: bool = True):
         """Training forward (noise for the rate, STE for synthesis) or the eval forward.

@@ -88,6 +88,12 @@ class ScaleHyperprior(CompressionModel):
         bits = gaussian_bits(add_uniform_noise(y, noise_rng) - mean, hyper["scale"])
         return ste_round(y - mean) + mean, bits.sum(axis=(1, 2, 3))
 
+    def relaxed_latents(self, y, hyper, quantize):
+        mean = 0.0 if hyper["mean"] is None else hyper["mean"]
+        residual = quantize(y - mean)
+        bits = gaussian_bits(residual, hyper["scale"])
+        return residual + mean, bits.sum(axis=(1, 2, 3))
+
 
 class MeanScaleHyperprior(ScaleHyperprior):
     """Minnen 2018 without context: h_s predicts both the means and the scales of y."""

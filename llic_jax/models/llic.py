@@ -96,6 +96,9 @@ class LLICModel(CompressionModel):
     def train_latents(self, y, hyper, noise_rng):
         return self.latent_codec.train_forward(y, hyper, noise_rng)
 
+    def relaxed_latents(self, y, hyper, quantize):
+        return self.latent_codec.relaxed_forward(y, hyper, quantize)
+
 
 class LLICElic(LLICModel):
     """LLIC transforms + ELIC's entropy model.

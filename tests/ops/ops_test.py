@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from llic_jax.ops import add_uniform_noise, lower_bound, ste_round
+from llic_jax.ops import add_uniform_noise, annealed_round, lower_bound, ste_round
 
 
 def test_ste_round_rounds_forward_and_passes_gradient():
@@ -45,3 +45,30 @@ def test_lower_bound_gradient_semantics(x, upstream, expected):
 def test_lower_bound_with_array_bound_and_jit():
     f = jax.jit(jax.grad(lambda v: jnp.sum(lower_bound(v, jnp.array([0.0, 1.0])))))
     np.testing.assert_array_equal(f(jnp.array([0.5, 0.5])), [1.0, 0.0])
+
+
+def test_annealed_round_stays_between_the_neighbouring_integers():
+    x = jax.random.uniform(jax.random.key(0), (10_000,), minval=-5.0, maxval=5.0)
+    soft = annealed_round(x, jax.random.key(1), 0.5)
+    assert bool(jnp.all(soft >= jnp.floor(x))) and bool(jnp.all(soft <= jnp.ceil(x)))
+    # Random but keyed: the same key gives the same draw.
+    np.testing.assert_array_equal(soft, annealed_round(x, jax.random.key(1), 0.5))
+    assert not np.array_equal(soft, annealed_round(x, jax.random.key(2), 0.5))
+
+
+def test_annealed_round_hardens_into_rounding_as_the_temperature_falls():
+    # Away from the half-way points, where both neighbours stay equally likely.
+    x = jnp.array([-2.8, -1.3, -0.1, 0.2, 0.7, 3.9, 4.35])
+    cold = annealed_round(x, jax.random.key(0), 0.01)
+    np.testing.assert_allclose(cold, jnp.round(x), atol=1e-3)
+    # Warm, the nearer integer wins more often than not, and not always.
+    many = jnp.full((20_000,), 0.3)
+    hard_choices = jnp.round(annealed_round(many, jax.random.key(0), 0.5))
+    share_of_floor = float(jnp.mean(hard_choices == 0.0))
+    assert 0.55 < share_of_floor < 0.99
+
+
+def test_annealed_round_has_a_finite_nonzero_gradient():
+    x = jnp.array([-1.4, 0.01, 0.5, 2.99])
+    grad = jax.grad(lambda v: annealed_round(v, jax.random.key(0), 0.3).sum())(x)
+    assert bool(jnp.all(jnp.isfinite(grad))) and bool(jnp.any(grad != 0))
