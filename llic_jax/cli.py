@@ -301,6 +301,22 @@ def cmd_export(args) -> None:
           + (" (float16 parameters)" if args.float16 else ""))  # fmt: skip
 
 
+def _add_refine_arguments(parser: argparse.ArgumentParser) -> None:
+    """--refine STEPS and --lmbda, shared by encode and eval (see `_refinement`)."""
+    parser.add_argument(
+        "--refine",
+        type=int,
+        metavar="STEPS",
+        help="optimise each image's latents for STEPS gradient steps before coding "
+        "(slower encoding, same decoder; see llic_jax/coding/latent_refinement.py)",
+    )
+    parser.add_argument(
+        "--lmbda",
+        type=float,
+        help="λ of the refinement's loss bpp + λ·MSE(0-255) (default: the weights')",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llic", description="LLIC image codec (JAX).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -315,18 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument(
         "--quality", type=int, help="bundled model quality (default: middle)"
     )
-    enc.add_argument(
-        "--refine",
-        type=int,
-        metavar="STEPS",
-        help="optimise each image's latents for STEPS gradient steps before coding "
-        "(slower encoding, same decoder; see llic_jax/coding/latent_refinement.py)",
-    )
-    enc.add_argument(
-        "--lmbda",
-        type=float,
-        help="λ of the refinement's loss bpp + λ·MSE(0-255) (default: the weights')",
-    )
+    _add_refine_arguments(enc)
     enc.set_defaults(run=cmd_encode)
     dec = sub.add_parser("decode", help="decompress a .llic file to PNG")
     dec.add_argument("input")
@@ -347,18 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="skip the coder; report the estimated rate only")  # fmt: skip
     ev.add_argument("--save-recon", help="write decoded PNGs under DIR/<weights>/")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
-    ev.add_argument(
-        "--refine",
-        type=int,
-        metavar="STEPS",
-        help="optimise each image's latents for STEPS gradient steps before coding "
-        "(slower encoding, same decoder; see llic_jax/coding/latent_refinement.py)",
-    )
-    ev.add_argument(
-        "--lmbda",
-        type=float,
-        help="λ of the refinement's loss bpp + λ·MSE(0-255) (default: the weights')",
-    )
+    _add_refine_arguments(ev)
     ev.set_defaults(run=cmd_eval)
 
     bench = sub.add_parser("bench", help="RD curve of a classic codec (Pillow)")

@@ -16,7 +16,7 @@ zero. Our defaults (learning rate 2e-2, temperature 0.5 → 0.05) were chosen on
 images with the bundled quality-3 model at 40 steps: 2e-2 with the decay beat a constant
 5e-3 (too slow) and a constant 2e-2 (unstable once the temperature is low);
 straight-through and additive-noise surrogates raised the real RD cost instead. The
-default of 20 steps (≈ 40 s per 500×500 image on two CPU cores) is what docs/results.md
+default of 20 steps (31–37 s per 500×500 image on two CPU cores) is what docs/results.md
 evaluates; Yang et al. run 2,000: this is the cheap end of the method.
 
 Loss convention (DESIGN.md §5): `bits / (H·W) + λ·MSE`, MSE on the 0–255 scale over
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 
 import jax
@@ -101,7 +102,7 @@ def _refine_fn(model, refinement: Refinement):
     lmbda = refinement.lmbda
 
     def relaxed_cost(latents, params, x, weight, rng, temperature):
-        calls = iter(range(1 << 30))  # one fresh key per rounding call, in trace order
+        calls = itertools.count()  # one fresh key per rounding call, in trace order
 
         def quantize(v):
             return annealed_round(v, jax.random.fold_in(rng, next(calls)), temperature)
