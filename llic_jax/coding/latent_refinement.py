@@ -95,7 +95,13 @@ def _rd_cost(model, params, y, z, x, weight, lmbda, quantize):
 
 
 @functools.lru_cache(maxsize=8)
-def _refine_fn(model, refinement: Refinement):
+def _refine_fns(model, refinement: Refinement):
+    """(init, step, choose), each jitted once per (model, schedule).
+
+    The loop over steps runs in Python, one jitted step per iteration: under
+    `lax.fori_loop` XLA:CPU ran the same step 1.5× slower (1.59 vs 1.07 s at 500×500,
+    2 cores; the loop body is compiled as a nested computation it optimises less).
+    """
     optimizer = optax.adam(
         optax.cosine_decay_schedule(refinement.learning_rate, refinement.steps)
     )
@@ -112,27 +118,22 @@ def _refine_fn(model, refinement: Refinement):
     def hard_cost(latents, params, x, weight):
         return _rd_cost(model, params, *latents, x, weight, lmbda, jnp.round)
 
-    def refine(params, x, weight, y, z):
-        def step(i, carry):
-            latents, state = carry
-            rng = jax.random.fold_in(jax.random.key(refinement.seed), i)
-            grads = jax.grad(relaxed_cost)(
-                latents, params, x, weight, rng, refinement.temperature(i)
-            )
-            updates, state = optimizer.update(grads, state, latents)
-            return optax.apply_updates(latents, updates), state
-
-        start = (y, z)
-        refined, _ = jax.lax.fori_loop(
-            0, refinement.steps, step, (start, optimizer.init(start))
+    def step(i, latents, state, params, x, weight):
+        rng = jax.random.fold_in(jax.random.key(refinement.seed), i)
+        grads = jax.grad(relaxed_cost)(
+            latents, params, x, weight, rng, refinement.temperature(i)
         )
+        updates, state = optimizer.update(grads, state, latents)
+        return optax.apply_updates(latents, updates), state
+
+    def choose(start, refined, params, x, weight):
         before = hard_cost(start, params, x, weight)
         after = hard_cost(refined, params, x, weight)
         keep = after < before
         chosen = jax.tree.map(lambda new, old: jnp.where(keep, new, old), refined, start)
         return chosen, {"cost_before": before, "cost_after": jnp.minimum(after, before)}
 
-    return jax.jit(refine)
+    return jax.jit(optimizer.init), jax.jit(step), jax.jit(choose)
 
 
 def refine_latents(
@@ -156,5 +157,10 @@ def refine_latents(
     """
     h, w = size
     weight = jnp.zeros(x.shape[:3] + (1,), x.dtype).at[:, :h, :w].set(1.0)
-    (y, z), costs = _refine_fn(model, refinement)(params, x, weight, y, z)
+    init, step, choose = _refine_fns(model, refinement)
+    latents = start = (y, z)
+    state = init(start)
+    for i in range(refinement.steps):
+        latents, state = step(jnp.int32(i), latents, state, params, x, weight)
+    (y, z), costs = choose(start, latents, params, x, weight)
     return (y, z), {name: float(value) for name, value in costs.items()}
