@@ -9,9 +9,8 @@ images: the estimated bpp (bits of the eval forward with continuous scales, over
 padded latents, divided by the original H·W; DESIGN.md §5 — within ~1% of the coder, see
 docs/results.md), PSNR of the 8-bit reconstruction (RGB, per image, then averaged), the
 change of each image's RD cost `bpp + λ·MSE(0–255)` against the analysis latents (mean
-and least improvement), and seconds of refinement per image. The refinement's compilation
-falls on the first image of each row, so the time is the mean over the other images
-(the first one's when there is only one).
+and least improvement), and seconds of refinement per image (a one-step warm-up
+compiles the refinement for every row before the clock runs).
 
 No range coding, so no TensorFlow: this runs on the lent GPU machines, where the
 refinement's trade-off (steps against encode time) is the open question
@@ -77,6 +76,8 @@ def measure(model, variables, images, lmbda: float, steps: list[int], **settings
         start.append((x, size, y, z, figures(img, y, z, size)))
     rows = [_row(0, [s[-1] for s in start], [0.0] * len(images), [])]
     print_row(rows[0])
+    for x, size, y, z, _ in start[:1]:  # compiles; every row shares it
+        refine_latents(model, params, x, size, y, z, Refinement(lmbda, 1, **settings))
     for n in steps:
         refinement = Refinement(lmbda=lmbda, steps=n, **settings)
         results, changes, seconds = [], [], []
@@ -92,7 +93,6 @@ def measure(model, variables, images, lmbda: float, steps: list[int], **settings
 
 
 def _row(steps: int, after: list[dict], change: list[float], seconds: list[float]):
-    timed = seconds[1:] or seconds
     return {
         "steps": steps,
         "images": len(after),
@@ -100,7 +100,7 @@ def _row(steps: int, after: list[dict], change: list[float], seconds: list[float
         "psnr": float(np.mean([a["psnr"] for a in after])),
         "rd_cost_change_mean": float(np.mean(change)),
         "rd_cost_change_least": float(np.max(change)),
-        "seconds_per_image": float(np.mean(timed)) if timed else 0.0,
+        "seconds_per_image": float(np.mean(seconds)) if seconds else 0.0,
     }
 
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from llic_jax.cli import main
+from llic_jax.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

@@ -13,6 +13,12 @@
 Bad input (unreadable image, corrupt stream, wrong weights) ends with one line on stderr
 and exit status 1; outputs are written to a temporary file and renamed, so an existing
 file is never left half-written.
+
+The `llic` command keeps XLA's compiled programs on disk (JAX's persistent compilation
+cache), so the next command with the same model and image size skips compiling:
+`$LLIC_JAX_CACHE_DIR`, by default `$XDG_CACHE_HOME/llic_jax/xla` (`~/.cache/...`;
+~1 MB per model and image size, never pruned: delete it at will). `LLIC_JAX_CACHE_DIR=`
+(empty) turns it off; a `JAX_COMPILATION_CACHE_DIR` of the user's own is left in charge.
 """
 
 import argparse
@@ -25,7 +31,13 @@ import numpy as np
 
 from llic_jax.atomic_write import check_destination, write_atomically
 
-__all__ = ["main", "read_image", "write_atomically"]
+__all__ = [
+    "console_main",
+    "enable_compilation_cache",
+    "main",
+    "read_image",
+    "write_atomically",
+]
 
 
 class CliError(Exception):
@@ -390,8 +402,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def enable_compilation_cache(environ=os.environ) -> str | None:
+    """Turns on JAX's persistent compilation cache for this process (module docstring).
+
+    Call before anything is compiled. Returns the cache directory, None when it is off.
+    """
+    if environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return environ["JAX_COMPILATION_CACHE_DIR"]  # JAX reads it itself
+    if "LLIC_JAX_CACHE_DIR" in environ:
+        directory = environ["LLIC_JAX_CACHE_DIR"]
+    else:
+        cache_home = environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        directory = os.path.join(cache_home, "llic_jax", "xla")
+    if not directory:
+        return None
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", directory)
+    # A command compiles dozens of small programs besides the model; keep them all.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return directory
+
+
+def console_main() -> int:
+    """Entry point of the `llic` console script: `main` with the compilation cache."""
+    enable_compilation_cache()
+    return main()
+
+
 def main(argv=None) -> int:
-    """Entry point of the `llic` console script; returns the exit status."""
+    """Runs one `llic` command (`argv` as sys.argv[1:]); returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
     from llic_jax.coding.container import BitstreamError
@@ -409,4 +449,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -11,6 +11,7 @@ Timing excludes JIT compilation: the first image of every padded size is coded o
 untimed, before its timed run.
 """
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -107,6 +108,8 @@ def evaluate_model(
     if save_recon is not None:
         Path(save_recon).mkdir(parents=True, exist_ok=True)
     compiled = set()
+    # one step of refinement compiles it for any number of steps
+    warm_up = None if refinement is None else dataclasses.replace(refinement, steps=1)
     rows = []
     for name, img in _progress(images, label or model.model_name, progress):
         h, w = img.shape[:2]
@@ -117,7 +120,7 @@ def evaluate_model(
                 llic_jax.reconstruct(model, variables, img)
             else:
                 blob = encode(
-                    model, variables, img, estimate=True, refinement=refinement
+                    model, variables, img, estimate=True, refinement=warm_up
                 ).blob
                 llic_jax.decompress(model, variables, blob)
         row = {"image": name}

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import llic_jax
-from llic_jax.cli import main
+from llic_jax.cli import enable_compilation_cache, main
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +122,43 @@ def test_refined_encode_decodes_and_needs_a_lambda(tmp_path, png, weights, capsy
     assert main(["encode", str(png), str(stream), "--weights", str(weights),
                  "--refine", "0", "--lmbda", "0.01"]) == 1  # fmt: skip
     assert "positive" in capsys.readouterr().err
+
+
+@pytest.fixture()
+def restore_jax_cache_config():
+    import jax
+
+    names = ["jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs"]
+    saved = {name: getattr(jax.config, name) for name in names}
+    yield jax.config
+    for name, value in saved.items():
+        jax.config.update(name, value)
+
+
+@pytest.mark.parametrize(
+    "environ, expected",
+    [
+        ({"HOME": "/h"}, "/h/.cache/llic_jax/xla"),
+        ({"XDG_CACHE_HOME": "/xdg"}, "/xdg/llic_jax/xla"),
+        ({"LLIC_JAX_CACHE_DIR": "/mine", "XDG_CACHE_HOME": "/xdg"}, "/mine"),
+    ],
+)
+def test_console_command_keeps_compiled_programs(
+    environ, expected, restore_jax_cache_config, monkeypatch
+):
+    monkeypatch.setenv("HOME", environ.get("HOME", "/h"))
+    assert enable_compilation_cache(environ) == expected
+    assert restore_jax_cache_config.jax_compilation_cache_dir == expected
+    assert restore_jax_cache_config.jax_persistent_cache_min_compile_time_secs == 0
+
+
+@pytest.mark.parametrize(
+    "environ, expected",
+    [({"LLIC_JAX_CACHE_DIR": ""}, None), ({"JAX_COMPILATION_CACHE_DIR": "/j"}, "/j")],
+)
+def test_compilation_cache_off_or_left_to_jax(
+    environ, expected, restore_jax_cache_config
+):
+    before = restore_jax_cache_config.jax_compilation_cache_dir
+    assert enable_compilation_cache(environ) == expected
+    assert restore_jax_cache_config.jax_compilation_cache_dir == before

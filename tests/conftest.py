@@ -3,7 +3,8 @@
 The suite is dominated by XLA compile time (small shapes, many distinct functions), so
 XLA's backend (LLVM) optimisation level is 0 unless XLA_FLAGS sets it: measured on the
 2-core CPU, it halves the CPU time of a model's init, gradient and round trips and does
-not change what the compiled programs compute. Subprocesses inherit the flags.
+not change what the compiled programs compute. Subprocesses inherit the flags, and the
+`llic` command's compilation cache is off for them (it would fill the user's ~/.cache).
 """
 
 import os
@@ -15,6 +16,7 @@ if "xla_force_host_platform_device_count" not in flags:
 if "xla_backend_optimization_level" not in flags:
     flags = f"{flags} --xla_backend_optimization_level=0"
 os.environ["XLA_FLAGS"] = flags.strip()
+os.environ["LLIC_JAX_CACHE_DIR"] = ""
 
 from pathlib import Path  # noqa: E402
 

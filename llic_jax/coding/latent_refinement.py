@@ -16,8 +16,9 @@ zero. Our defaults (learning rate 2e-2, temperature 0.5 → 0.05) were chosen on
 images with the bundled quality-3 model at 40 steps: 2e-2 with the decay beat a constant
 5e-3 (too slow) and a constant 2e-2 (unstable once the temperature is low);
 straight-through and additive-noise surrogates raised the real RD cost instead. The
-default of 20 steps (31–37 s per 500×500 image on two CPU cores) is what docs/results.md
-evaluates; Yang et al. run 2,000: this is the cheap end of the method.
+default of 20 steps (~1.1 s each for a 500×500 image on two CPU cores) is the cheap
+end of the method; docs/results.md evaluates 20 and 60 (60: BD-rate −5% against 20,
+75–80 s per image); Yang et al. run 2,000.
 
 Loss convention (DESIGN.md §5): `bits / (H·W) + λ·MSE`, MSE on the 0–255 scale over
 the original H×W only (the padding is not the user's image, but its latents are coded,
@@ -79,9 +80,33 @@ class Refinement:
 
     def temperature(self, step: jax.Array) -> jax.Array:
         """Geometric schedule: `first` at step 0, `last` at step `steps − 1`."""
+        return _temperature(step, self.steps, *self.temperatures)
+
+    def learning_rate_at(self, step: jax.Array) -> jax.Array:
+        """Cosine decay from `learning_rate` at step 0 towards 0 at step `steps`."""
+        return _learning_rate(step, self.steps, self.learning_rate)
+
+    def _traced(self) -> dict[str, jax.Array]:
+        """The schedule as arrays: one compiled step serves every `Refinement`."""
         first, last = self.temperatures
-        progress = step / max(self.steps - 1, 1)
-        return first * (last / first) ** progress
+        return {
+            "lmbda": jnp.float32(self.lmbda),
+            "steps": jnp.float32(self.steps),
+            "learning_rate": jnp.float32(self.learning_rate),
+            "first": jnp.float32(first),
+            "last": jnp.float32(last),
+            "seed": jnp.uint32(self.seed),
+        }
+
+
+def _temperature(step, steps, first, last):
+    progress = step / jnp.maximum(steps - 1, 1)
+    return first * (last / first) ** progress
+
+
+def _learning_rate(step, steps, initial):
+    # optax.cosine_decay_schedule(initial, steps), with `steps` an array
+    return initial * 0.5 * (1 + jnp.cos(jnp.pi * jnp.minimum(step, steps) / steps))
 
 
 def _rd_cost(model, params, y, z, x, weight, lmbda, quantize):
@@ -95,45 +120,47 @@ def _rd_cost(model, params, y, z, x, weight, lmbda, quantize):
 
 
 @functools.lru_cache(maxsize=8)
-def _refine_fns(model, refinement: Refinement):
-    """(init, step, choose), each jitted once per (model, schedule).
+def _refine_fns(model):
+    """(init, step, choose), each jitted once per model.
 
-    The loop over steps runs in Python, one jitted step per iteration: under
-    `lax.fori_loop` XLA:CPU ran the same step 1.5× slower (1.59 vs 1.07 s at 500×500,
-    2 cores; the loop body is compiled as a nested computation it optimises less).
+    The schedule (`Refinement._traced`) and the step index are arguments, not constants,
+    so every number of steps, learning rate and λ shares one compilation (a warm-up of
+    one step compiles them all). The loop over steps runs in Python, one jitted step per
+    iteration: under `lax.fori_loop` XLA:CPU ran the same step 1.5× slower (1.59 vs
+    1.07 s at 500×500 on 2 cores; measured, the cause not traced).
     """
-    optimizer = optax.adam(
-        optax.cosine_decay_schedule(refinement.learning_rate, refinement.steps)
-    )
-    lmbda = refinement.lmbda
+    adam = optax.scale_by_adam()  # optax.adam without its learning rate
 
-    def relaxed_cost(latents, params, x, weight, rng, temperature):
+    def relaxed_cost(latents, params, x, weight, schedule, i):
+        rng = jax.random.fold_in(jax.random.key(schedule["seed"]), i)
+        temperature = _temperature(
+            i, schedule["steps"], schedule["first"], schedule["last"]
+        )
         calls = itertools.count()  # one fresh key per rounding call, in trace order
 
         def quantize(v):
             return annealed_round(v, jax.random.fold_in(rng, next(calls)), temperature)
 
-        return _rd_cost(model, params, *latents, x, weight, lmbda, quantize)
+        return _rd_cost(model, params, *latents, x, weight, schedule["lmbda"], quantize)
 
-    def hard_cost(latents, params, x, weight):
+    def hard_cost(latents, params, x, weight, lmbda):
         return _rd_cost(model, params, *latents, x, weight, lmbda, jnp.round)
 
-    def step(i, latents, state, params, x, weight):
-        rng = jax.random.fold_in(jax.random.key(refinement.seed), i)
-        grads = jax.grad(relaxed_cost)(
-            latents, params, x, weight, rng, refinement.temperature(i)
-        )
-        updates, state = optimizer.update(grads, state, latents)
-        return optax.apply_updates(latents, updates), state
+    def step(latents, state, params, x, weight, schedule, i):
+        grads = jax.grad(relaxed_cost)(latents, params, x, weight, schedule, i)
+        directions, state = adam.update(grads, state)
+        rate = _learning_rate(i, schedule["steps"], schedule["learning_rate"])
+        latents = jax.tree.map(lambda v, d: v - rate * d, latents, directions)
+        return latents, state
 
-    def choose(start, refined, params, x, weight):
-        before = hard_cost(start, params, x, weight)
-        after = hard_cost(refined, params, x, weight)
+    def choose(start, refined, params, x, weight, lmbda):
+        before = hard_cost(start, params, x, weight, lmbda)
+        after = hard_cost(refined, params, x, weight, lmbda)
         keep = after < before
         chosen = jax.tree.map(lambda new, old: jnp.where(keep, new, old), refined, start)
         return chosen, {"cost_before": before, "cost_after": jnp.minimum(after, before)}
 
-    return jax.jit(optimizer.init), jax.jit(step), jax.jit(choose)
+    return jax.jit(adam.init), jax.jit(step), jax.jit(choose)
 
 
 def refine_latents(
@@ -157,10 +184,11 @@ def refine_latents(
     """
     h, w = size
     weight = jnp.zeros(x.shape[:3] + (1,), x.dtype).at[:, :h, :w].set(1.0)
-    init, step, choose = _refine_fns(model, refinement)
+    init, step, choose = _refine_fns(model)
+    schedule = refinement._traced()
     latents = start = (y, z)
     state = init(start)
     for i in range(refinement.steps):
-        latents, state = step(jnp.int32(i), latents, state, params, x, weight)
-    (y, z), costs = choose(start, latents, params, x, weight)
+        latents, state = step(latents, state, params, x, weight, schedule, jnp.int32(i))
+    (y, z), costs = choose(start, latents, params, x, weight, schedule["lmbda"])
     return (y, z), {name: float(value) for name, value in costs.items()}

@@ -94,3 +94,15 @@ def test_temperature_falls_geometrically_from_first_to_last():
     ratios = np.array(temperatures[1:]) / np.array(temperatures[:-1])
     np.testing.assert_allclose(ratios, ratios[0], rtol=1e-5)
     assert jax.numpy.all(jnp.diff(jnp.asarray(temperatures)) < 0)
+
+
+def test_learning_rate_is_optax_cosine_decay_to_zero():
+    import optax
+
+    schedule = Refinement(lmbda=0.01, steps=7, learning_rate=3e-2)
+    expected = optax.cosine_decay_schedule(3e-2, 7)
+    for i in range(8):
+        np.testing.assert_allclose(
+            schedule.learning_rate_at(jnp.int32(i)), expected(i), rtol=1e-6, atol=1e-9
+        )
+    assert float(schedule.learning_rate_at(jnp.int32(7))) == pytest.approx(0.0, abs=1e-9)
