@@ -1,7 +1,7 @@
 """The `llic` command line.
 
   llic info MODEL [--size HxW]
-  llic encode IN.png OUT.llic [--weights W | --quality Q] [--refine STEPS]
+  llic encode IN.png OUT.llic [--weights W | --quality Q] [--refine STEPS] [--quiet]
   llic decode IN.llic OUT.png [--weights W]
   llic eval [--weights W ...] --data DIR --out R.json [--entropy-estimation]
             [--refine STEPS]
@@ -117,14 +117,16 @@ def cmd_info(args) -> None:
 
 
 def cmd_encode(args) -> None:
-    import llic_jax
+    from llic_jax.coding.codec import encode
 
     img = read_image(args.input)
     model, variables = _load(args.weights, args.quality)
     refinement = _refinement(args, args.weights, args.quality)
     start = time.perf_counter()
     try:
-        blob = llic_jax.compress(model, variables, img, refinement=refinement)
+        blob = encode(
+            model, variables, img, refinement=refinement, progress=not args.quiet
+        ).blob
     except NotImplementedError as e:  # a model without a relaxed forward
         raise CliError(str(e)) from None
     seconds = time.perf_counter() - start
@@ -342,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--weights", help="weights file (default: a bundled model)")
     enc.add_argument(
         "--quality", type=int, help="bundled model quality (default: middle)"
+    )
+    enc.add_argument(
+        "--quiet", action="store_true", help="no progress bar for --refine's steps"
     )
     _add_refine_arguments(enc)
     enc.set_defaults(run=cmd_encode)

@@ -117,8 +117,12 @@ def test_refined_encode_decodes_and_needs_a_lambda(tmp_path, png, weights, capsy
     assert "--lmbda" in err and "\n" not in err and not stream.exists()
     assert main(["encode", str(png), str(stream), "--weights", str(weights),
                  "--refine", "2", "--lmbda", "0.01"]) == 0  # fmt: skip
+    assert "refining latents" in capsys.readouterr().err  # the steps' progress bar
     assert main(["decode", str(stream), str(out), "--weights", str(weights)]) == 0
     assert np.asarray(Image.open(out)).shape == (40, 56, 3)
+    assert main(["encode", str(png), str(stream), "--weights", str(weights),
+                 "--refine", "2", "--lmbda", "0.01", "--quiet"]) == 0  # fmt: skip
+    assert capsys.readouterr().err == ""
     assert main(["encode", str(png), str(stream), "--weights", str(weights),
                  "--refine", "0", "--lmbda", "0.01"]) == 1  # fmt: skip
     assert "positive" in capsys.readouterr().err

@@ -178,6 +178,7 @@ def encode(
     *,
     estimate: bool = False,
     refinement: Refinement | None = None,
+    progress: bool = False,
 ) -> Encoded:
     """Compresses `img` (uint8 [H, W, 3]); also returns the encoder's reconstruction.
 
@@ -185,7 +186,8 @@ def encode(
     `estimate` also fills `Encoded.estimated_bits` (one more small jitted function, whose
     compilation a one-off encode need not pay). `refinement`, if given, optimises the
     image's latents before coding them (coding/latent_refinement.py): slower encoding,
-    the same decoder; its time is charged to "network".
+    the same decoder; its time is charged to "network"; `progress` shows its steps on
+    stderr.
     """
     tables = _tables(variables)
     params = variables["params"]
@@ -194,7 +196,9 @@ def encode(
     with phase(times, "network"):
         y, z = fns["analysis"](params, x)
         if refinement is not None:
-            (y, z), _ = refine_latents(model, params, x, (h, w), y, z, refinement)
+            (y, z), _ = refine_latents(
+                model, params, x, (h, w), y, z, refinement, progress=progress
+            )
         y, z = jax.device_get((y, z))
 
     with phase(times, "coding"):

@@ -164,7 +164,15 @@ def _refine_fns(model):
 
 
 def refine_latents(
-    model, params, x: jax.Array, size: tuple[int, int], y, z, refinement: Refinement
+    model,
+    params,
+    x: jax.Array,
+    size: tuple[int, int],
+    y,
+    z,
+    refinement: Refinement,
+    *,
+    progress: bool = False,
 ):
     """Refines the latents (y, z) of one padded image `x` for `refinement.lmbda`.
 
@@ -175,6 +183,7 @@ def refine_latents(
       size: (H, W) of the original image inside `x` (top-left).
       y, z: the analysis latents of `x`, the starting point.
       refinement: the schedule.
+      progress: show a progress bar over the steps on stderr.
 
     Returns:
       ((y, z) refined, {"cost_before", "cost_after"}: hard-rounded RD costs, floats).
@@ -188,7 +197,12 @@ def refine_latents(
     schedule = refinement._traced()
     latents = start = (y, z)
     state = init(start)
-    for i in range(refinement.steps):
+    steps = range(refinement.steps)
+    if progress:
+        from tqdm import tqdm
+
+        steps = tqdm(steps, desc="refining latents", unit="step", leave=False)
+    for i in steps:
         latents, state = step(latents, state, params, x, weight, schedule, jnp.int32(i))
     (y, z), costs = choose(start, latents, params, x, weight, schedule["lmbda"])
     return (y, z), {name: float(value) for name, value in costs.items()}
