@@ -76,7 +76,8 @@ def measure(model, variables, images, lmbda: float, steps: list[int], **settings
         start.append((x, size, y, z, figures(img, y, z, size)))
     rows = [_row(0, [s[-1] for s in start], [0.0] * len(images), [])]
     print_row(rows[0])
-    for x, size, y, z, _ in start[:1]:  # compiles; every row shares it
+    if start:  # one step compiles the refinement for every row
+        x, size, y, z, _ = start[0]
         refine_latents(model, params, x, size, y, z, Refinement(lmbda, 1, **settings))
     for n in steps:
         refinement = Refinement(lmbda=lmbda, steps=n, **settings)

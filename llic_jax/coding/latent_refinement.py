@@ -204,5 +204,7 @@ def refine_latents(
         steps = tqdm(steps, desc="refining latents", unit="step", leave=False)
     for i in steps:
         latents, state = step(latents, state, params, x, weight, schedule, jnp.int32(i))
+        if progress:  # dispatch is asynchronous: count finished steps, not queued ones
+            jax.block_until_ready(latents)
     (y, z), costs = choose(start, latents, params, x, weight, schedule["lmbda"])
     return (y, z), {name: float(value) for name, value in costs.items()}
