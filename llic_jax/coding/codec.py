@@ -5,9 +5,9 @@ every quantity that decides a symbol: `hyper_synthesis`, `step_parameters` and
 `step_update` (models/base.py). The hyper-latent `z` is one range-coded stream under the
 factorized prior's tables (one row per channel); all coding steps of `y` are chained into
 a second stream under the Gaussian scale tables. The container (container.py) records
-the model, a fingerprint of the weights and tables, the original size and the padding,
-and a CRC32 of every quantised symbol; the decoder recomputes that CRC before it
-synthesises, so latents the encoder did not send (a corrupt stream, other weights, or
+a fingerprint of the weights and tables (which identifies the model too), the original
+size and the padding, and a CRC32 of every quantised symbol; the decoder recomputes that
+CRC before it synthesises, so latents the encoder did not send (a corrupt stream, other weights, or
 floats that differ on another device) raise `BitstreamError` instead of returning a
 wrong image.
 
@@ -245,7 +245,6 @@ def encode(
         estimated_bits = float(fns["latent_bits"](params, z_hat, y_symbols, y_index))
 
     header = container.Header(  # pack() fills in the stream lengths
-        model_name=model.model_name,
         fingerprint=fingerprint(variables),
         height=h,
         width=w,
@@ -283,11 +282,11 @@ def decompress(
     """
     header, streams = container.unpack(bytes(blob))
     tables = _tables(variables)
-    if header.model_name != model.model_name:
+    if header.model_name not in (None, model.model_name):  # only version 1 names it
         raise BitstreamError(f"stream was made by model {header.model_name!r}, "
                              f"not {model.model_name!r}")  # fmt: skip
     if header.fingerprint != fingerprint(variables):
-        raise BitstreamError("stream was made with other weights or tables")
+        raise BitstreamError("stream was made with other weights or tables (or model)")
     if (header.padded_height, header.padded_width) != padded_size(
         model, header.height, header.width
     ) or header.pad_mode != PAD_REPLICATE:

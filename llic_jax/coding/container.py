@@ -1,33 +1,57 @@
 """Versioned bitstream container of llic_jax (the ``.llic`` file format).
 
-A container holds everything a decoder needs besides the model weights: which model made
-it, a fingerprint of the weights and coding tables it was made with, the original and the
-padded image size, the padding mode, a CRC32 of the quantised latent symbols and one or
-more range-coded streams.
+A container holds everything a decoder needs besides the model weights: a fingerprint of
+the weights and coding tables it was made with, the original and the padded image size,
+the padding mode, a CRC32 of the quantised latent symbols and one or more range-coded
+streams. The encoder writes format version 2; version 1 streams (sessions before
+2026-12) still decode.
 
-Layout of format version 1 (all integers big-endian, ``struct`` codes in brackets)::
+Layout of format version 2 (the default; big-endian ``struct`` codes in brackets,
+``v`` = unsigned LEB128 varint, 7 bits per byte, least significant group first, in its
+shortest form)::
+
+    size  field
+    4     magic b"LLIC"
+    1     format version = 2                                        [B]
+    8     fingerprint (hash of weights + tables, computed by the caller)
+    v     height of the original image, 1..65535
+    v     width of the original image, 1..65535
+    v     padded height - height, 0..1024
+    v     padded width - width, 0..1024
+    1     pad mode: 0 = replicate (edge), 1 = zero                  [B]
+    4     CRC32 of the quantised latent symbols                     [I]
+    1     k = number of streams, 1..16                              [B]
+    v*k   length of each stream in bytes, 0..2**32-1
+    4     CRC32 of all the bytes above, magic included              [I]
+          the k streams, concatenated; nothing may follow them
+
+For a 500x500 photo and two streams this header is 33 bytes. Version 1 spent 61 on the
+same photo: it also stored the model's registry name (which the fingerprint already
+pins down) and fixed-width sizes and lengths; at 0.2-0.35 bpp those 28 bytes are
+0.25-0.45% of the file. Layout of format version 1 (fixed offsets, ``n`` = name length)::
 
     offset  size  field
     0       4     magic b"LLIC"
     4       1     format version = 1                          [B]
     5       1     n = length of the model name in bytes, 1..64 [B]
     6       n     model name, UTF-8
-    6+n     8     fingerprint (hash of weights + tables, computed by the caller)
+    6+n     8     fingerprint
     14+n    2+2   height, width of the original image, 1..65535 [HH]
-    18+n    4+4   padded height, padded width, original..original+1024 and
-                  at most 65535+1024                          [II]
-    26+n    1     pad mode: 0 = replicate (edge), 1 = zero    [B]
+    18+n    4+4   padded height, padded width, original..original+1024 [II]
+    26+n    1     pad mode                                    [B]
     27+n    4     CRC32 of the quantised latent symbols       [I]
     31+n    1     k = number of streams, 1..16                [B]
     32+n    4k    length of each stream in bytes              [k*I]
     32+n+4k 4     CRC32 of all the bytes above, magic included [I]
     36+n+4k       the k streams, concatenated; nothing may follow them
 
-The header CRC is checked before any other field is interpreted, so a corrupted header is
-reported as such, and nothing is ever sliced or allocated from a number that has not been
-validated: the stream lengths must add up to exactly the bytes that follow the header.
-The payloads carry no checksum of their own (a range coder has no redundancy to check);
-the symbol CRC lets the decoder detect a corrupted payload after entropy decoding.
+In both versions the header CRC is checked before any field value is interpreted (only
+the lengths needed to find the CRC are read first, and those are bounded), so a corrupted
+header is reported as such, and nothing is ever sliced or allocated from a number that
+has not been validated: the stream lengths must add up to exactly the bytes that follow
+the header. The payloads carry no checksum of their own (a range coder has no redundancy
+to check); the symbol CRC lets the decoder detect a corrupted payload after entropy
+decoding.
 """
 
 from __future__ import annotations
@@ -41,11 +65,13 @@ import numpy as np
 
 __all__ = [
     "FORMAT_VERSION",
+    "FORMAT_VERSIONS",
     "MAGIC",
     "MAX_MODEL_NAME_BYTES",
     "MAX_PADDING",
     "MAX_SIDE",
     "MAX_STREAMS",
+    "MAX_STREAM_BYTES",
     "PAD_REPLICATE",
     "PAD_ZERO",
     "BitstreamError",
@@ -56,20 +82,25 @@ __all__ = [
 ]
 
 MAGIC = b"LLIC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what pack() writes unless told otherwise
+FORMAT_VERSIONS = (1, 2)  # what unpack() reads
 MAX_MODEL_NAME_BYTES = 64
 MAX_SIDE = 65535
 # Padding to the model's multiple (64 for four stride-2 stages and a stride-4 hyperprior)
 # never comes close to this; the bound only stops hostile headers claiming huge sizes.
 MAX_PADDING = 1024
 MAX_STREAMS = 16
+MAX_STREAM_BYTES = 0xFFFFFFFF
 PAD_REPLICATE = 0
 PAD_ZERO = 1
 
-_PREFIX = struct.Struct(">4sBB")  # magic, version, name length
-_FIXED = struct.Struct(">8sHHIIBIB")  # fingerprint .. number of streams
+_PREFIX = struct.Struct(">4sB")  # magic, version
+_V1_FIXED = struct.Struct(">8sHHIIBIB")  # fingerprint .. number of streams
+_V2_TAIL = struct.Struct(">BIB")  # pad mode, symbol crc, number of streams
 _U32 = struct.Struct(">I")
-_MIN_SIZE = _PREFIX.size + 1 + _FIXED.size + 4 + _U32.size  # one-byte name, one stream
+_FINGERPRINT_BYTES = 8
+_VARINT_MAX_BYTES = 5  # enough for any value below 2**35, so for every 32-bit field
+_MIN_SIZE = _PREFIX.size + _FINGERPRINT_BYTES + 4 + _V2_TAIL.size + 1 + _U32.size
 
 
 class BitstreamError(ValueError):
@@ -85,7 +116,6 @@ class Header:
     """Everything a container stores besides the payload streams.
 
     Attributes:
-        model_name: Registry name of the model, at most 64 bytes of UTF-8, not empty.
         fingerprint: Exactly 8 bytes identifying the weights and coding tables used
             (the caller hashes them); a decoder compares it with its own.
         height: Height of the original image, 1…65535.
@@ -98,12 +128,14 @@ class Header:
         stream_lengths: Byte length of each payload stream, 1…16 of them. May be left
             empty when packing: :func:`pack` then fills in the lengths of the streams
             it is given. :func:`unpack` always returns it filled.
+        model_name: Registry name of the model, 1…64 bytes of UTF-8. Only format
+            version 1 stores it (and requires it); version 2 leaves it None, since the
+            fingerprint already identifies the weights.
 
     Raises:
         ValueError: On construction, if any field is out of range.
     """
 
-    model_name: str
     fingerprint: bytes
     height: int
     width: int
@@ -112,6 +144,7 @@ class Header:
     pad_mode: int
     symbols_crc32: int
     stream_lengths: tuple[int, ...] = ()
+    model_name: str | None = None
 
     def __post_init__(self) -> None:
         problem = _header_problem(self, allow_no_streams=True)
@@ -129,15 +162,19 @@ def _header_problem(header: Header, allow_no_streams: bool) -> str | None:
     Shared by ``Header`` (ValueError) and ``unpack`` (BitstreamError) so that a header
     that unpacks is exactly a header that packs.
     """
-    if not isinstance(header.model_name, str):
-        return "model name is not a string"
-    try:
-        name = header.model_name.encode("utf-8")
-    except UnicodeEncodeError:
-        return "model name is not valid utf-8"
-    if not 1 <= len(name) <= MAX_MODEL_NAME_BYTES:
-        return f"model name must be 1..{MAX_MODEL_NAME_BYTES} utf-8 bytes"
-    if not isinstance(header.fingerprint, bytes) or len(header.fingerprint) != 8:
+    if header.model_name is not None:
+        if not isinstance(header.model_name, str):
+            return "model name is not a string"
+        try:
+            name = header.model_name.encode("utf-8")
+        except UnicodeEncodeError:
+            return "model name is not valid utf-8"
+        if not 1 <= len(name) <= MAX_MODEL_NAME_BYTES:
+            return f"model name must be 1..{MAX_MODEL_NAME_BYTES} utf-8 bytes"
+    if (
+        not isinstance(header.fingerprint, bytes)
+        or len(header.fingerprint) != _FINGERPRINT_BYTES
+    ):
         return "fingerprint must be exactly 8 bytes"
     ints = (
         header.height,
@@ -173,12 +210,84 @@ def _header_problem(header: Header, allow_no_streams: bool) -> str | None:
         return None
     if not 1 <= len(lengths) <= MAX_STREAMS:
         return f"stream count {len(lengths)} out of range 1..{MAX_STREAMS}"
-    if any(not 0 <= n <= 0xFFFFFFFF for n in lengths):
+    if any(not 0 <= n <= MAX_STREAM_BYTES for n in lengths):
         return "stream length out of range"
     return None
 
 
-def pack(header: Header, streams: Sequence[bytes]) -> bytes:
+def _varint(value: int) -> bytes:
+    """Unsigned LEB128, shortest form."""
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _read_varint(data: memoryview, at: int) -> tuple[int, int]:
+    """Reads a varint written by :func:`_varint` at ``at``; returns (value, next offset).
+
+    Only the shortest form is accepted, so every header has exactly one encoding.
+    """
+    value = 0
+    for i in range(_VARINT_MAX_BYTES):
+        if at + i >= len(data):
+            raise BitstreamError("bitstream too short for its header")
+        byte = data[at + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            if byte == 0 and i > 0:
+                raise BitstreamError("malformed header (padded varint)")
+            return value, at + i + 1
+    raise BitstreamError("malformed header (varint too long)")
+
+
+def _pack_v1(header: Header) -> bytes:
+    name = header.model_name.encode("utf-8")
+    lengths = header.stream_lengths
+    return b"".join(
+        [
+            _PREFIX.pack(MAGIC, 1),
+            bytes([len(name)]),
+            name,
+            _V1_FIXED.pack(
+                header.fingerprint,
+                header.height,
+                header.width,
+                header.padded_height,
+                header.padded_width,
+                header.pad_mode,
+                header.symbols_crc32,
+                len(lengths),
+            ),
+            struct.pack(f">{len(lengths)}I", *lengths),
+        ]
+    )
+
+
+def _pack_v2(header: Header) -> bytes:
+    sizes = (
+        header.height,
+        header.width,
+        header.padded_height - header.height,
+        header.padded_width - header.width,
+    )
+    lengths = header.stream_lengths
+    return b"".join(
+        [
+            _PREFIX.pack(MAGIC, 2),
+            header.fingerprint,
+            *map(_varint, sizes),
+            _V2_TAIL.pack(header.pad_mode, header.symbols_crc32, len(lengths)),
+            *map(_varint, lengths),
+        ]
+    )
+
+
+def pack(
+    header: Header, streams: Sequence[bytes], version: int = FORMAT_VERSION
+) -> bytes:
     """Serialises a header and its payload streams into one container.
 
     Args:
@@ -186,14 +295,23 @@ def pack(header: Header, streams: Sequence[bytes]) -> bytes:
             ``streams``) or equal the lengths of ``streams``.
         streams: 1…16 byte strings (range-coder outputs), in the order the decoder reads
             them.
+        version: Format version to write (see the module docstring): 2 (the default)
+            stores no model name and needs ``header.model_name`` None; 1 needs it set.
 
     Returns:
-        The container bytes (format version 1, see the module docstring).
+        The container bytes.
 
     Raises:
-        ValueError: If the header is invalid, the streams are not bytes, their number is
-            out of range or their lengths disagree with ``header.stream_lengths``.
+        ValueError: If the header is invalid or does not suit the version, the streams
+            are not bytes, their number is out of range or their lengths disagree with
+            ``header.stream_lengths``.
     """
+    if version not in FORMAT_VERSIONS:
+        raise ValueError(f"unknown container format version {version!r}")
+    if version == 1 and header.model_name is None:
+        raise ValueError("format version 1 needs the model name")
+    if version == 2 and header.model_name is not None:
+        raise ValueError("format version 2 stores no model name: leave it None")
     streams = list(streams)
     if not all(isinstance(s, (bytes, bytearray, memoryview)) for s in streams):
         raise ValueError("streams must be bytes")
@@ -207,35 +325,98 @@ def pack(header: Header, streams: Sequence[bytes]) -> bytes:
     problem = _header_problem(header, allow_no_streams=False)
     if problem is not None:
         raise ValueError(f"invalid container header: {problem}")
-    name = header.model_name.encode("utf-8")
-    head = b"".join(
-        [
-            _PREFIX.pack(MAGIC, FORMAT_VERSION, len(name)),
-            name,
-            _FIXED.pack(
-                header.fingerprint,
-                header.height,
-                header.width,
-                header.padded_height,
-                header.padded_width,
-                header.pad_mode,
-                header.symbols_crc32,
-                len(lengths),
-            ),
-            struct.pack(f">{len(lengths)}I", *lengths),
-        ]
-    )
+    head = _pack_v1(header) if version == 1 else _pack_v2(header)
     return b"".join([head, _U32.pack(zlib.crc32(head)), *map(bytes, streams)])
 
 
+def _parse_v1(data: memoryview) -> tuple[dict, int]:
+    """Fields of a version 1 header and the offset of its CRC (CRC not yet checked)."""
+    name_len = data[_PREFIX.size]
+    if not 1 <= name_len <= MAX_MODEL_NAME_BYTES:
+        raise BitstreamError(f"bad model name length {name_len}")
+    fixed_at = _PREFIX.size + 1 + name_len
+    count_at = fixed_at + _V1_FIXED.size - 1
+    if len(data) <= count_at:
+        raise BitstreamError("bitstream too short for its header")
+    n_streams = data[count_at]
+    if not 1 <= n_streams <= MAX_STREAMS:
+        raise BitstreamError(f"stream count {n_streams} out of range 1..{MAX_STREAMS}")
+    crc_at = count_at + 1 + 4 * n_streams
+    if len(data) < crc_at + _U32.size:
+        raise BitstreamError("bitstream too short for its header")
+    _check_crc(data, crc_at)
+    try:
+        name = bytes(data[_PREFIX.size + 1 : fixed_at]).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BitstreamError("model name is not valid utf-8") from None
+    fingerprint, height, width, padded_h, padded_w, pad_mode, sym_crc, _ = (
+        _V1_FIXED.unpack_from(data, fixed_at)
+    )
+    fields = dict(
+        model_name=name,
+        fingerprint=fingerprint,
+        height=height,
+        width=width,
+        padded_height=padded_h,
+        padded_width=padded_w,
+        pad_mode=pad_mode,
+        symbols_crc32=sym_crc,
+        stream_lengths=struct.unpack_from(f">{n_streams}I", data, count_at + 1),
+    )
+    return fields, crc_at
+
+
+def _parse_v2(data: memoryview) -> tuple[dict, int]:
+    """Fields of a version 2 header and the offset of its CRC (checked here)."""
+    at = _PREFIX.size + _FINGERPRINT_BYTES
+    sizes = []
+    for _ in range(4):
+        value, at = _read_varint(data, at)
+        sizes.append(value)
+    if len(data) < at + _V2_TAIL.size:
+        raise BitstreamError("bitstream too short for its header")
+    pad_mode, sym_crc, n_streams = _V2_TAIL.unpack_from(data, at)
+    at += _V2_TAIL.size
+    if not 1 <= n_streams <= MAX_STREAMS:
+        raise BitstreamError(f"stream count {n_streams} out of range 1..{MAX_STREAMS}")
+    lengths = []
+    for _ in range(n_streams):
+        value, at = _read_varint(data, at)
+        lengths.append(value)
+    if len(data) < at + _U32.size:
+        raise BitstreamError("bitstream too short for its header")
+    _check_crc(data, at)
+    height, width, pad_h, pad_w = sizes
+    fields = dict(
+        fingerprint=bytes(data[_PREFIX.size : _PREFIX.size + _FINGERPRINT_BYTES]),
+        height=height,
+        width=width,
+        padded_height=height + pad_h,
+        padded_width=width + pad_w,
+        pad_mode=pad_mode,
+        symbols_crc32=sym_crc,
+        stream_lengths=tuple(lengths),
+    )
+    return fields, at
+
+
+def _check_crc(data: memoryview, crc_at: int) -> None:
+    # Checked before any field is trusted, so a flipped bit anywhere in the header is
+    # reported as corruption rather than as some odd field value.
+    (stored_crc,) = _U32.unpack_from(data, crc_at)
+    if zlib.crc32(data[:crc_at]) != stored_crc:
+        raise BitstreamError("header checksum mismatch (corrupt bitstream)")
+
+
 def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
-    """Parses and fully validates a container.
+    """Parses and fully validates a container of any supported format version.
 
     Args:
         blob: The container bytes, e.g. the whole content of a ``.llic`` file.
 
     Returns:
-        The header (with ``stream_lengths`` filled) and the list of payload streams.
+        The header (with ``stream_lengths`` filled; ``model_name`` None for version 2)
+        and the list of payload streams.
 
     Raises:
         BitstreamError: For any malformed input, with a one-line reason. No other
@@ -247,39 +428,23 @@ def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
     data = memoryview(blob).cast("B")
     if len(data) < _MIN_SIZE:
         raise BitstreamError(f"bitstream too short ({len(data)} bytes)")
-    magic, version, name_len = _PREFIX.unpack_from(data, 0)
+    magic, version = _PREFIX.unpack_from(data, 0)
     if magic != MAGIC:
         raise BitstreamError("not an llic bitstream (bad magic)")
-    if version != FORMAT_VERSION:
+    if version not in FORMAT_VERSIONS:
         raise BitstreamError(f"unsupported bitstream format version {version}")
-    if not 1 <= name_len <= MAX_MODEL_NAME_BYTES:
-        raise BitstreamError(f"bad model name length {name_len}")
-    fixed_at = _PREFIX.size + name_len
-    count_at = fixed_at + _FIXED.size - 1
-    if len(data) <= count_at:
-        raise BitstreamError("bitstream too short for its header")
-    n_streams = data[count_at]
-    if not 1 <= n_streams <= MAX_STREAMS:
-        raise BitstreamError(f"stream count {n_streams} out of range 1..{MAX_STREAMS}")
-    crc_at = count_at + 1 + 4 * n_streams
+    fields, crc_at = _parse_v1(data) if version == 1 else _parse_v2(data)
     payload_at = crc_at + _U32.size
-    if len(data) < payload_at:
-        raise BitstreamError("bitstream too short for its header")
-    # The CRC is checked before any field is trusted, so a flipped bit anywhere in the
-    # header is reported as corruption rather than as some odd field value.
-    (stored_crc,) = _U32.unpack_from(data, crc_at)
-    if zlib.crc32(data[:crc_at]) != stored_crc:
-        raise BitstreamError("header checksum mismatch (corrupt bitstream)")
-    try:
-        name = bytes(data[_PREFIX.size : fixed_at]).decode("utf-8")
-    except UnicodeDecodeError:
-        raise BitstreamError("model name is not valid utf-8") from None
-    fingerprint, height, width, padded_h, padded_w, pad_mode, sym_crc, _ = (
-        _FIXED.unpack_from(data, fixed_at)
-    )
-    lengths = struct.unpack_from(f">{n_streams}I", data, count_at + 1)
+    # object.__new__ skips __post_init__ so the shared check can raise our own type.
+    header = object.__new__(Header)
+    object.__setattr__(header, "model_name", None)
+    for key, value in fields.items():
+        object.__setattr__(header, key, value)
+    problem = _header_problem(header, allow_no_streams=False)
+    if problem is not None:
+        raise BitstreamError(problem)
     available = len(data) - payload_at
-    total = sum(lengths)
+    total = sum(header.stream_lengths)
     if total > available:
         raise BitstreamError(
             f"bitstream truncated: streams need {total} bytes, {available} present"
@@ -288,27 +453,9 @@ def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
         raise BitstreamError(
             f"trailing garbage: {available - total} bytes after the streams"
         )
-    fields = dict(
-        model_name=name,
-        fingerprint=fingerprint,
-        height=height,
-        width=width,
-        padded_height=padded_h,
-        padded_width=padded_w,
-        pad_mode=pad_mode,
-        symbols_crc32=sym_crc,
-        stream_lengths=lengths,
-    )
-    # object.__new__ skips __post_init__ so the shared check can raise our own type.
-    header = object.__new__(Header)
-    for key, value in fields.items():
-        object.__setattr__(header, key, value)
-    problem = _header_problem(header, allow_no_streams=False)
-    if problem is not None:
-        raise BitstreamError(problem)
     streams = []
     at = payload_at
-    for n in lengths:
+    for n in header.stream_lengths:
         streams.append(bytes(data[at : at + n]))
         at += n
     return header, streams

@@ -1,3 +1,4 @@
+import dataclasses
 import time
 
 import jax
@@ -5,6 +6,7 @@ import numpy as np
 import pytest
 
 import llic_jax
+from llic_jax.coding import container
 from llic_jax.coding.codec import encode
 from llic_jax.coding.phase_times import PhaseTimes
 
@@ -66,8 +68,18 @@ def test_stream_from_other_weights_or_model_is_refused(photo, make_small_model):
     with pytest.raises(llic_jax.BitstreamError, match="other weights"):
         llic_jax.decompress(model, other, blob)
     other_model, other_variables = make_small_model("bmshj2018-hyperprior")
-    with pytest.raises(llic_jax.BitstreamError, match="made by model"):
+    with pytest.raises(llic_jax.BitstreamError, match="other weights"):
         llic_jax.decompress(other_model, other_variables, blob)
+    # Format version 1 also named the model; such streams still decode and say so.
+    header, streams = container.unpack(blob)
+    named = dataclasses.replace(header, model_name=model.model_name)
+    blob_v1 = container.pack(named, streams, version=1)
+    assert np.array_equal(
+        llic_jax.decompress(model, variables, blob_v1),
+        llic_jax.decompress(model, variables, blob),
+    )
+    with pytest.raises(llic_jax.BitstreamError, match="made by model"):
+        llic_jax.decompress(other_model, other_variables, blob_v1)
 
 
 def test_weights_changed_after_a_first_call_get_a_new_fingerprint(

@@ -26,7 +26,7 @@ def _mutations(blob: bytes, rng: np.random.Generator):
         yield bytes(b)
     for cut in range(n):  # every truncation
         yield blob[:cut]
-    for _ in range(100):
+    for _ in range(150):
         yield blob + rng.bytes(int(rng.integers(1, 64)))
         yield rng.bytes(int(rng.integers(0, 2 * n)))
         start = int(rng.integers(0, n))
