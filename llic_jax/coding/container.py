@@ -25,10 +25,11 @@ shortest form)::
     4     CRC32 of all the bytes above, magic included              [I]
           the k streams, concatenated; nothing may follow them
 
-For a 500x500 photo and two streams this header is 33 bytes. Version 1 spent 61 on the
-same photo: it also stored the model's registry name (which the fingerprint already
-pins down) and fixed-width sizes and lengths; at 0.2-0.35 bpp those 28 bytes are
-0.25-0.45% of the file. Layout of format version 1 (fixed offsets, ``n`` = name length)::
+For a 500x500 photo coded by llic-elic-compact (two streams: z of under 128 bytes, y of
+128 bytes to 16 KiB) this header is 32 bytes. Version 1 spent 61 on the same photo: it
+also stored the model's registry name (which the fingerprint already pins down) and
+fixed-width sizes and lengths; at 0.2-0.35 bpp those 29 bytes are 0.25-0.45% of the
+file. Layout of format version 1 (fixed offsets, ``n`` = name length)::
 
     offset  size  field
     0       4     magic b"LLIC"
