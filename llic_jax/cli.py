@@ -136,8 +136,12 @@ def cmd_encode(args) -> None:
           f"({w}x{h}, {model.model_name}, {seconds:.2f} s)")  # fmt: skip
 
 
-def _bundled_quality_of(blob: bytes) -> int | None:
-    """The bundled quality whose weights made `blob` (header fingerprint), else None."""
+def _bundled_quality_of(blob: bytes, path) -> int:
+    """The bundled quality whose weights made `blob` (by the header's fingerprint).
+
+    Raises:
+      CliError: no bundled model made it (it needs --weights).
+    """
     from llic_jax.coding import container
     from llic_jax.weights import BUNDLED, bundled_path, read_metadata
 
@@ -145,7 +149,8 @@ def _bundled_quality_of(blob: bytes) -> int | None:
     for quality in sorted(BUNDLED):
         if read_metadata(bundled_path(quality)).get("fingerprint") == wanted:
             return quality
-    return None
+    raise CliError(f"{path}: not made by a bundled model (weights fingerprint "
+                   f"{wanted}); pass the weights that made it with --weights")  # fmt: skip
 
 
 def cmd_decode(args) -> None:
@@ -157,7 +162,7 @@ def cmd_decode(args) -> None:
         blob = Path(args.input).read_bytes()
     except OSError as e:
         raise CliError(f"{args.input}: cannot read ({e.strerror})") from None
-    quality = None if args.weights else _bundled_quality_of(blob)
+    quality = None if args.weights else _bundled_quality_of(blob, args.input)
     model, variables = _load(args.weights, quality)
     start = time.perf_counter()
     img = llic_jax.decompress(model, variables, blob)

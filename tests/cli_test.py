@@ -34,6 +34,18 @@ def test_encode_then_decode(tmp_path, png, weights, capsys):
     np.testing.assert_array_equal(decoded, expected)
 
 
+def test_decoding_without_the_weights_that_made_the_stream_says_so(
+    tmp_path, png, weights, capsys
+):
+    stream, out = tmp_path / "x.llic", tmp_path / "out.png"
+    assert main(["encode", str(png), str(stream), "--weights", str(weights)]) == 0
+    capsys.readouterr()
+    assert main(["decode", str(stream), str(out)]) == 1  # no bundled model made it
+    err = capsys.readouterr().err
+    assert "not made by a bundled model" in err and "--weights" in err
+    assert err.count("\n") == 1 and not out.exists()
+
+
 def test_gray_png_is_converted(tmp_path, photo, weights):
     gray = tmp_path / "gray.png"
     Image.fromarray(np.ascontiguousarray(photo[:16, :16, 0])).save(gray)
