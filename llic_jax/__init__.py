@@ -4,6 +4,7 @@ from llic_jax.api import build_tables, init, reconstruct
 from llic_jax.coding.codec import compress, decompress
 from llic_jax.coding.container import BitstreamError
 from llic_jax.coding.latent_refinement import Refinement
+from llic_jax.coding.orientation import choose_orientation
 from llic_jax.models import create_model, list_models
 from llic_jax.weights import load_weights, save_weights
 
@@ -13,6 +14,7 @@ __all__ = [
     "BitstreamError",
     "Refinement",
     "build_tables",
+    "choose_orientation",
     "compress",
     "create_model",
     "decompress",

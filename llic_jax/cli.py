@@ -1,10 +1,11 @@
 """The `llic` command line.
 
   llic info MODEL [--size HxW]
-  llic encode IN.png OUT.llic [--weights W | --quality Q] [--refine STEPS] [--quiet]
+  llic encode IN.png OUT.llic [--weights W | --quality Q] [--refine STEPS] [--orient]
+              [--quiet]
   llic decode IN.llic OUT.png [--weights W]
   llic eval [--weights W ...] --data DIR --out R.json [--entropy-estimation]
-            [--refine STEPS]
+            [--refine STEPS] [--orient]
   llic bench jpeg|webp|avif --data DIR --out R.json [--qualities 10,20,...]
   llic bdrate ANCHOR.json TEST.json [--method pchip|cubic] [--metric psnr|ms-ssim]
   llic plot R.json ... -o rd.png [--reference DIR]
@@ -84,15 +85,10 @@ def _load(weights, quality=None):
     return llic_jax.load_weights(weights)
 
 
-def _refinement(args, weights, quality=None):
-    """The `Refinement` asked for by --refine (None without it), λ from the weights."""
-    if args.refine is None:
-        return None
-    from llic_jax import Refinement
+def _lmbda(args, weights, quality, option: str) -> float:
+    """λ of the RD cost `option` (--refine, --orient) minimises: --lmbda, else the weights'."""
     from llic_jax.weights import bundled_path, read_metadata
 
-    if args.refine < 1:
-        raise CliError(f"--refine takes a positive number of steps, got {args.refine}")
     path = weights if weights is not None else bundled_path(quality)
     lmbda = args.lmbda
     if lmbda is None:
@@ -100,10 +96,26 @@ def _refinement(args, weights, quality=None):
             lmbda = float(read_metadata(path)["lmbda"])
         except (KeyError, ValueError):
             raise CliError(f"{path}: the weights do not record their λ; "
-                           "pass --lmbda for --refine") from None  # fmt: skip
+                           f"pass --lmbda for {option}") from None  # fmt: skip
     if not lmbda > 0:
         raise CliError(f"--lmbda must be positive, got {lmbda}")
-    return Refinement(lmbda, steps=args.refine)
+    return lmbda
+
+
+def _refinement(args, weights, quality=None):
+    """The `Refinement` asked for by --refine (None without it), λ from the weights."""
+    if args.refine is None:
+        return None
+    from llic_jax import Refinement
+
+    if args.refine < 1:
+        raise CliError(f"--refine takes a positive number of steps, got {args.refine}")
+    return Refinement(_lmbda(args, weights, quality, "--refine"), steps=args.refine)
+
+
+def _orientation_lmbda(args, weights, quality=None) -> float | None:
+    """λ of --orient's search over the eight orientations (None without --orient)."""
+    return _lmbda(args, weights, quality, "--orient") if args.orient else None
 
 
 def cmd_info(args) -> None:
@@ -122,18 +134,30 @@ def cmd_encode(args) -> None:
     img = read_image(args.input)
     model, variables = _load(args.weights, args.quality)
     refinement = _refinement(args, args.weights, args.quality)
+    orientation_lmbda = _orientation_lmbda(args, args.weights, args.quality)
     start = time.perf_counter()
+    orientation = 0
+    if orientation_lmbda is not None:
+        from llic_jax.coding.orientation import choose_orientation
+
+        orientation = choose_orientation(model, variables, img, orientation_lmbda)
     try:
         blob = encode(
-            model, variables, img, refinement=refinement, progress=not args.quiet
+            model,
+            variables,
+            img,
+            refinement=refinement,
+            orientation=orientation,
+            progress=not args.quiet,
         ).blob
     except NotImplementedError as e:  # a model without a relaxed forward
         raise CliError(str(e)) from None
     seconds = time.perf_counter() - start
     write_atomically(args.output, lambda tmp: Path(tmp).write_bytes(blob))
     h, w = img.shape[:2]
+    turned = f", orientation {orientation}" if args.orient else ""
     print(f"{args.output}: {len(blob)} bytes, {8 * len(blob) / (h * w):.4f} bpp "
-          f"({w}x{h}, {model.model_name}, {seconds:.2f} s)")  # fmt: skip
+          f"({w}x{h}, {model.model_name}{turned}, {seconds:.2f} s)")  # fmt: skip
 
 
 def _bundled_quality_of(blob: bytes, path) -> int:
@@ -188,12 +212,15 @@ def cmd_eval(args) -> None:
     check_destination(args.out)
     if args.refine is not None and args.entropy_estimation:
         raise CliError("--refine needs real coding: drop --entropy-estimation")
+    if args.orient and args.entropy_estimation:
+        raise CliError("--orient needs real coding: drop --entropy-estimation")
     images = evaluate.load_images(args.data)
     weights = args.weights or [str(bundled_path(q)) for q in sorted(BUNDLED)]
     points, names = [], set()
     for path in weights:
         model, variables = _load(path)
         refinement = _refinement(args, path)
+        orientation_lmbda = _orientation_lmbda(args, path)
         names.add(model.model_name)
         save = (
             None if args.save_recon is None else Path(args.save_recon) / Path(path).stem
@@ -201,7 +228,7 @@ def cmd_eval(args) -> None:
         points.append(evaluate.evaluate_model(
             model, variables, images, entropy_estimation=args.entropy_estimation,
             save_recon=save, progress=not args.quiet, label=Path(path).name,
-            refinement=refinement,
+            refinement=refinement, orientation_lmbda=orientation_lmbda,
         ))  # fmt: skip
         rows = points[-1]["images"]
         mean = rd_results.summarise_point(rows)
@@ -217,6 +244,8 @@ def cmd_eval(args) -> None:
     if args.refine is not None:
         mode += (f", latents refined at encode ({args.refine} steps of stochastic "
                  "Gumbel annealing)")  # fmt: skip
+    if args.orient:
+        mode += ", each image coded in the cheapest of its 8 orientations"
     description = f"llic_jax {mode} on {args.data}; {_CONVENTIONS}"
     name = args.name or "+".join(sorted(names))
     rd_results.write_json(args.out, rd_results.curve(name, description, points))
@@ -321,7 +350,7 @@ def cmd_export(args) -> None:
 
 
 def _add_refine_arguments(parser: argparse.ArgumentParser) -> None:
-    """--refine STEPS and --lmbda, shared by encode and eval (see `_refinement`)."""
+    """--refine STEPS, --orient and --lmbda, shared by encode and eval."""
     parser.add_argument(
         "--refine",
         type=int,
@@ -330,9 +359,17 @@ def _add_refine_arguments(parser: argparse.ArgumentParser) -> None:
         "(slower encoding, same decoder; see llic_jax/coding/latent_refinement.py)",
     )
     parser.add_argument(
+        "--orient",
+        action="store_true",
+        help="code each image in whichever of its 8 rotations/mirrors has the lowest "
+        "estimated RD cost (8 eval forwards more; same decoder; see "
+        "llic_jax/coding/orientation.py)",
+    )
+    parser.add_argument(
         "--lmbda",
         type=float,
-        help="λ of the refinement's loss bpp + λ·MSE(0-255) (default: the weights')",
+        help="λ of the RD cost bpp + λ·MSE(0-255) that --refine and --orient "
+        "minimise (default: the weights')",
     )
 
 

@@ -89,6 +89,7 @@ def evaluate_model(
     progress: bool = True,
     label: str = "",
     refinement=None,
+    orientation_lmbda: float | None = None,
 ) -> dict:
     """One RD point: every image coded with (`model`, `variables`).
 
@@ -101,9 +102,13 @@ def evaluate_model(
       label: names the point in the results (e.g. the weights file).
       refinement: a `llic_jax.Refinement`: refine each image's latents before coding
         (real coding only; the encoding time includes it).
+      orientation_lmbda: if given, code each image in the orientation of lowest
+        estimated `bpp + λ·MSE` at this λ (coding/orientation.py; real coding only; the
+        encoding time includes the search; rows record `orientation`).
     """
     import llic_jax
     from llic_jax.coding.codec import encode, padded_size
+    from llic_jax.coding.orientation import choose_orientation, orient
 
     if save_recon is not None:
         Path(save_recon).mkdir(parents=True, exist_ok=True)
@@ -119,10 +124,15 @@ def evaluate_model(
             if entropy_estimation:
                 llic_jax.reconstruct(model, variables, img)
             else:
-                blob = encode(
-                    model, variables, img, estimate=True, refinement=warm_up
-                ).blob
-                llic_jax.decompress(model, variables, blob)
+                # odd orientations code the transposed shape: compile that one too
+                turns = (0, 1) if orientation_lmbda is not None else (0,)
+                for k in turns:
+                    llic_jax.reconstruct(model, variables, orient(img, k))
+                    blob = encode(
+                        model, variables, img, estimate=True, refinement=warm_up,
+                        orientation=k,
+                    ).blob  # fmt: skip
+                    llic_jax.decompress(model, variables, blob)
         row = {"image": name}
         if entropy_estimation:
             start = time.perf_counter()
@@ -132,7 +142,14 @@ def evaluate_model(
             row["bpp"] = float(bits) / (h * w)  # the estimate stands in for the rate
         else:
             start = time.perf_counter()
-            encoded = encode(model, variables, img, estimate=True, refinement=refinement)
+            orientation = 0
+            if orientation_lmbda is not None:
+                orientation = choose_orientation(model, variables, img, orientation_lmbda)
+                row["orientation"] = orientation
+            encoded = encode(
+                model, variables, img, estimate=True, refinement=refinement,
+                orientation=orientation,
+            )  # fmt: skip
             row["encoding_time"] = time.perf_counter() - start
             start = time.perf_counter()
             decoded = llic_jax.decompress(model, variables, encoded.blob)

@@ -140,6 +140,17 @@ def test_refined_encode_decodes_and_needs_a_lambda(tmp_path, png, weights, capsy
     assert "positive" in capsys.readouterr().err
 
 
+def test_oriented_encode_decodes_to_the_original_frame(tmp_path, png, weights, capsys):
+    stream, out = tmp_path / "x.llic", tmp_path / "out.png"
+    args = ["encode", str(png), str(stream), "--weights", str(weights), "--orient"]
+    assert main(args) == 1  # the test weights record no λ
+    assert "--lmbda for --orient" in capsys.readouterr().err
+    assert main([*args, "--lmbda", "0.01"]) == 0
+    assert ", orientation " in capsys.readouterr().out
+    assert main(["decode", str(stream), str(out), "--weights", str(weights)]) == 0
+    assert np.asarray(Image.open(out)).shape == (40, 56, 3)
+
+
 @pytest.fixture()
 def restore_jax_cache_config():
     import jax

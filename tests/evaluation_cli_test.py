@@ -54,6 +54,18 @@ def test_eval_real_bpp_is_the_size_of_the_encoded_file(tmp_path, folder, weights
     ]
 
 
+def test_eval_with_orientation_search_records_each_choice(tmp_path, folder, weights):
+    out = tmp_path / "r.json"
+    args = ["eval", "--weights", str(weights), "--data", str(folder), "--out", str(out),
+            "--quiet", "--orient", "--lmbda", "0.01"]  # fmt: skip
+    assert main(args) == 0
+    document = json.loads(out.read_text())
+    rows = document["points"][0]["images"]
+    assert all(0 <= r["orientation"] <= 7 and r["bit_exact"] for r in rows)
+    assert "8 orientations" in document["description"]
+    assert main([*args, "--entropy-estimation"]) == 1
+
+
 def test_entropy_estimation_skips_the_coder(tmp_path, folder, weights):
     out = tmp_path / "r.json"
     assert main(["eval", "--weights", str(weights), "--data", str(folder),

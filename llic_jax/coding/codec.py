@@ -27,6 +27,7 @@ import numpy as np
 from llic_jax.coding import container
 from llic_jax.coding.container import BitstreamError
 from llic_jax.coding.latent_refinement import Refinement, refine_latents
+from llic_jax.coding.orientation import orient, unorient
 from llic_jax.coding.phase_times import PhaseTimes, phase
 from llic_jax.entropy import range_coder
 from llic_jax.entropy.gaussian import symbol_bits
@@ -178,6 +179,7 @@ def encode(
     *,
     estimate: bool = False,
     refinement: Refinement | None = None,
+    orientation: int = 0,
     progress: bool = False,
 ) -> Encoded:
     """Compresses `img` (uint8 [H, W, 3]); also returns the encoder's reconstruction.
@@ -187,12 +189,14 @@ def encode(
     compilation a one-off encode need not pay). `refinement`, if given, optimises the
     image's latents before coding them (coding/latent_refinement.py): slower encoding,
     the same decoder; its time is charged to "network"; `progress` shows its steps on
-    stderr.
+    stderr. `orientation` (0…7, coding/orientation.py) codes the image rotated and/or
+    mirrored; the decoder turns it back (`orientation.choose_orientation` finds the
+    cheapest).
     """
     tables = _tables(variables)
     params = variables["params"]
     fns = _functions(model)
-    x, (h, w) = pad_image(model, img)
+    x, (h, w) = pad_image(model, orient(as_rgb(img), orientation))
     with phase(times, "network"):
         y, z = fns["analysis"](params, x)
         if refinement is not None:
@@ -251,22 +255,32 @@ def encode(
         padded_height=x.shape[1],
         padded_width=x.shape[2],
         pad_mode=PAD_REPLICATE,
+        orientation=orientation,
         symbols_crc32=container.symbols_crc32(symbols),
     )
     with phase(times, "coding"):
         streams = [z_coder.finish(), y_coder.finish()]
     blob = container.pack(header, streams)
-    return Encoded(blob, to_uint8(x_hat)[:h, :w], symbols, estimated_bits)
+    reconstruction = unorient(to_uint8(x_hat)[:h, :w], orientation)
+    return Encoded(blob, reconstruction, symbols, estimated_bits)
 
 
 def compress(
-    model, variables, img: np.ndarray, *, refinement: Refinement | None = None
+    model,
+    variables,
+    img: np.ndarray,
+    *,
+    refinement: Refinement | None = None,
+    orientation: int = 0,
 ) -> bytes:
     """uint8 [H, W, 3] (gray is replicated to RGB) → bitstream bytes.
 
-    `refinement` optimises the latents for this image first (see `encode`).
+    `refinement` optimises the latents for this image first; `orientation` codes it
+    rotated or mirrored (see `encode`).
     """
-    return encode(model, variables, img, refinement=refinement).blob
+    return encode(
+        model, variables, img, refinement=refinement, orientation=orientation
+    ).blob
 
 
 def decompress(
@@ -340,4 +354,4 @@ def decompress(
                              "was encoded on a device whose arithmetic differs")  # fmt: skip
     with phase(times, "network"):
         x_hat = jax.device_get(fns["synthesis"](params, y_hat))
-    return to_uint8(x_hat)[: header.height, : header.width]
+    return unorient(to_uint8(x_hat)[: header.height, : header.width], header.orientation)

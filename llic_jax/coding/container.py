@@ -1,10 +1,10 @@
 """Versioned bitstream container of llic_jax (the ``.llic`` file format).
 
 A container holds everything a decoder needs besides the model weights: a fingerprint of
-the weights and coding tables it was made with, the original and the padded image size,
-the padding mode, a CRC32 of the quantised latent symbols and one or more range-coded
-streams. The encoder writes format version 2; version 1 streams (sessions before
-2026-12) still decode.
+the weights and coding tables it was made with, the coded and the padded image size, the
+padding mode, the orientation the image was coded in (orientation.py), a CRC32 of the
+quantised latent symbols and one or more range-coded streams. The encoder writes format
+version 2; version 1 streams (sessions before 2026-12) still decode.
 
 Layout of format version 2 (the default; big-endian ``struct`` codes in brackets,
 ``v`` = unsigned LEB128 varint, 7 bits per byte, least significant group first, in its
@@ -14,11 +14,12 @@ shortest form)::
     4     magic b"LLIC"
     1     format version = 2                                        [B]
     8     fingerprint (hash of weights + tables, computed by the caller)
-    v     height of the original image, 1..65535
-    v     width of the original image, 1..65535
+    v     height of the coded image, 1..65535 (the original's, turned by the orientation)
+    v     width of the coded image, 1..65535
     v     padded height - height, 0..1024
     v     padded width - width, 0..1024
-    1     pad mode: 0 = replicate (edge), 1 = zero                  [B]
+    1     flags: bit 0 pad mode (0 = replicate (edge), 1 = zero),   [B]
+          bits 1-3 orientation 0..7 (orientation.py), bits 4-7 zero
     4     CRC32 of the quantised latent symbols                     [I]
     1     k = number of streams, 1..16                              [B]
     v*k   length of each stream in bytes, 0..2**32-1
@@ -46,6 +47,7 @@ file. Layout of format version 1 (fixed offsets, ``n`` = name length)::
     32+n+4k 4     CRC32 of all the bytes above, magic included [I]
     36+n+4k       the k streams, concatenated; nothing may follow them
 
+Version 1 has no orientation field: its images were coded as they are (orientation 0).
 In both versions the header CRC is checked before any field value is interpreted (only
 the lengths needed to find the CRC are read first, and those are bounded), so a corrupted
 header is reported as such, and nothing is ever sliced or allocated from a number that
@@ -97,7 +99,10 @@ PAD_ZERO = 1
 
 _PREFIX = struct.Struct(">4sB")  # magic, version
 _V1_FIXED = struct.Struct(">8sHHIIBIB")  # fingerprint .. number of streams
-_V2_TAIL = struct.Struct(">BIB")  # pad mode, symbol crc, number of streams
+_V2_TAIL = struct.Struct(">BIB")  # flags, symbol crc, number of streams
+_FLAG_PAD_ZERO = 0x01
+_ORIENTATION_SHIFT = 1
+_UNUSED_FLAGS = 0xF0
 _U32 = struct.Struct(">I")
 _FINGERPRINT_BYTES = 8
 _VARINT_MAX_BYTES = 5  # enough for any value below 2**35, so for every 32-bit field
@@ -119,8 +124,9 @@ class Header:
     Attributes:
         fingerprint: Exactly 8 bytes identifying the weights and coding tables used
             (the caller hashes them); a decoder compares it with its own.
-        height: Height of the original image, 1…65535.
-        width: Width of the original image, 1…65535.
+        height: Height of the coded image, 1…65535: the original's, or its width if
+            the orientation is odd.
+        width: Width of the coded image, 1…65535.
         padded_height: Height after padding to the model's multiple, between ``height``
             and ``height + 1024``.
         padded_width: Width after padding, between ``width`` and ``width + 1024``.
@@ -129,6 +135,8 @@ class Header:
         stream_lengths: Byte length of each payload stream, 1…16 of them. May be left
             empty when packing: :func:`pack` then fills in the lengths of the streams
             it is given. :func:`unpack` always returns it filled.
+        orientation: Which of the eight orientations the image was coded in, 0…7
+            (orientation.py); 0 = as it is. Version 1 can only store 0.
         model_name: Registry name of the model, 1…64 bytes of UTF-8. Only format
             version 1 stores it (and requires it); version 2 leaves it None, since the
             fingerprint already identifies the weights.
@@ -145,6 +153,7 @@ class Header:
     pad_mode: int
     symbols_crc32: int
     stream_lengths: tuple[int, ...] = ()
+    orientation: int = 0
     model_name: str | None = None
 
     def __post_init__(self) -> None:
@@ -184,9 +193,10 @@ def _header_problem(header: Header, allow_no_streams: bool) -> str | None:
         header.padded_width,
         header.pad_mode,
         header.symbols_crc32,
+        header.orientation,
     )
     if not all(_is_int(v) for v in ints):
-        return "sizes, pad mode and crc must be integers"
+        return "sizes, pad mode, orientation and crc must be integers"
     for name_, size in (("height", header.height), ("width", header.width)):
         if not 1 <= size <= MAX_SIDE:
             return f"{name_} {size} out of range 1..{MAX_SIDE}"
@@ -202,6 +212,8 @@ def _header_problem(header: Header, allow_no_streams: bool) -> str | None:
             )
     if header.pad_mode not in (PAD_REPLICATE, PAD_ZERO):
         return f"unknown pad mode {header.pad_mode}"
+    if not 0 <= header.orientation <= 7:
+        return f"orientation {header.orientation} out of range 0..7"
     if not 0 <= header.symbols_crc32 <= 0xFFFFFFFF:
         return "symbol crc32 out of range"
     lengths = header.stream_lengths
@@ -275,12 +287,13 @@ def _pack_v2(header: Header) -> bytes:
         header.padded_width - header.width,
     )
     lengths = header.stream_lengths
+    flags = header.pad_mode * _FLAG_PAD_ZERO | header.orientation << _ORIENTATION_SHIFT
     return b"".join(
         [
             _PREFIX.pack(MAGIC, 2),
             header.fingerprint,
             *map(_varint, sizes),
-            _V2_TAIL.pack(header.pad_mode, header.symbols_crc32, len(lengths)),
+            _V2_TAIL.pack(flags, header.symbols_crc32, len(lengths)),
             *map(_varint, lengths),
         ]
     )
@@ -297,7 +310,8 @@ def pack(
         streams: 1…16 byte strings (range-coder outputs), in the order the decoder reads
             them.
         version: Format version to write (see the module docstring): 2 (the default)
-            stores no model name and needs ``header.model_name`` None; 1 needs it set.
+            stores no model name and needs ``header.model_name`` None; 1 needs it set
+            and can only store orientation 0.
 
     Returns:
         The container bytes.
@@ -311,6 +325,8 @@ def pack(
         raise ValueError(f"unknown container format version {version!r}")
     if version == 1 and header.model_name is None:
         raise ValueError("format version 1 needs the model name")
+    if version == 1 and header.orientation != 0:
+        raise ValueError("format version 1 cannot store an orientation")
     if version == 2 and header.model_name is not None:
         raise ValueError("format version 2 stores no model name: leave it None")
     streams = list(streams)
@@ -376,7 +392,7 @@ def _parse_v2(data: memoryview) -> tuple[dict, int]:
         sizes.append(value)
     if len(data) < at + _V2_TAIL.size:
         raise BitstreamError("bitstream too short for its header")
-    pad_mode, sym_crc, n_streams = _V2_TAIL.unpack_from(data, at)
+    flags, sym_crc, n_streams = _V2_TAIL.unpack_from(data, at)
     at += _V2_TAIL.size
     if not 1 <= n_streams <= MAX_STREAMS:
         raise BitstreamError(f"stream count {n_streams} out of range 1..{MAX_STREAMS}")
@@ -387,6 +403,8 @@ def _parse_v2(data: memoryview) -> tuple[dict, int]:
     if len(data) < at + _U32.size:
         raise BitstreamError("bitstream too short for its header")
     _check_crc(data, at)
+    if flags & _UNUSED_FLAGS:
+        raise BitstreamError(f"unknown header flags {flags:#04x}")
     height, width, pad_h, pad_w = sizes
     fields = dict(
         fingerprint=bytes(data[_PREFIX.size : _PREFIX.size + _FINGERPRINT_BYTES]),
@@ -394,7 +412,8 @@ def _parse_v2(data: memoryview) -> tuple[dict, int]:
         width=width,
         padded_height=height + pad_h,
         padded_width=width + pad_w,
-        pad_mode=pad_mode,
+        pad_mode=flags & _FLAG_PAD_ZERO,
+        orientation=(flags >> _ORIENTATION_SHIFT) & 7,
         symbols_crc32=sym_crc,
         stream_lengths=tuple(lengths),
     )
@@ -439,6 +458,7 @@ def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
     # object.__new__ skips __post_init__ so the shared check can raise our own type.
     header = object.__new__(Header)
     object.__setattr__(header, "model_name", None)
+    object.__setattr__(header, "orientation", 0)
     for key, value in fields.items():
         object.__setattr__(header, key, value)
     problem = _header_problem(header, allow_no_streams=False)

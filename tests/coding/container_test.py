@@ -62,7 +62,7 @@ def _raw_v2(
     version=2,
     fingerprint=b"12345678",
     sizes=(500, 333, 12, 51),
-    pad_mode=0,
+    flags=0,
     sym_crc=7,
     lengths=(3,),
     count=None,
@@ -83,7 +83,7 @@ def _raw_v2(
         + bytes([version])
         + fingerprint
         + sizes_bytes
-        + struct.pack(">BIB", pad_mode, sym_crc, len(lengths) if count is None else count)
+        + struct.pack(">BIB", flags, sym_crc, len(lengths) if count is None else count)
         + lengths_bytes
     )
     return head + struct.pack(">I", zlib.crc32(head)) + payload
@@ -142,6 +142,19 @@ def test_pack_matches_the_documented_layouts():
     assert [container._varint(n) for n in lengths] == [_leb128(n) for n in lengths]
 
 
+@pytest.mark.parametrize("orientation", range(8))
+@pytest.mark.parametrize("pad_mode", [container.PAD_REPLICATE, container.PAD_ZERO])
+def test_orientation_and_pad_mode_share_the_flags_byte(orientation, pad_mode):
+    header = dataclasses.replace(HEADER, orientation=orientation, pad_mode=pad_mode)
+    blob = pack(header, [b"abc"])
+    assert blob == _raw_v2(
+        fingerprint=HEADER.fingerprint,
+        sym_crc=0xDEADBEEF,
+        flags=pad_mode | orientation << 1,
+    )
+    assert unpack(blob)[0] == dataclasses.replace(header, stream_lengths=(3,))
+
+
 def test_pack_checks_version_and_model_name():
     with pytest.raises(ValueError, match="no model name"):
         pack(HEADER_V1, [b"x"])
@@ -149,6 +162,9 @@ def test_pack_checks_version_and_model_name():
         pack(HEADER, [b"x"], version=1)
     with pytest.raises(ValueError, match="version"):
         pack(HEADER, [b"x"], version=3)
+    with pytest.raises(ValueError, match="orientation"):
+        pack(dataclasses.replace(HEADER_V1, orientation=1), [b"x"], version=1)
+    assert unpack(pack(HEADER_V1, [b"x"], version=1))[0].orientation == 0
 
 
 def test_pack_checks_given_stream_lengths():
@@ -176,6 +192,9 @@ def test_pack_checks_given_stream_lengths():
         dict(symbols_crc32=2**32),
         dict(height=1.5),
         dict(stream_lengths=(1,) * 17),
+        dict(orientation=8),
+        dict(orientation=-1),
+        dict(orientation=1.0),
     ],
 )
 def test_invalid_headers_are_rejected(change):
@@ -242,7 +261,8 @@ def test_bitstream_error_is_a_value_error():
         (_raw_v2(sizes=(0, 333, 12, 51)), "height"),
         (_raw_v2(sizes=(500, 65536, 12, 51)), "width"),
         (_raw_v2(sizes=(500, 333, 1025, 51)), "padded height"),
-        (_raw_v2(pad_mode=2), "pad mode"),
+        (_raw_v2(flags=0x10), "flags"),
+        (_raw_v2(flags=0x80), "flags"),
         (_raw_v2(lengths=(), count=0, payload=b""), "stream count"),
         (_raw_v2(lengths=(1,) * 17, payload=b"x" * 17), "stream count"),
         (_raw_v2(lengths=(2**32,)), "stream length"),
