@@ -124,10 +124,12 @@ def evaluate_model(
             if entropy_estimation:
                 llic_jax.reconstruct(model, variables, img)
             else:
-                # odd orientations code the transposed shape: compile that one too
+                # the search runs the eval forward, and odd orientations code the
+                # transposed shape: compile those too, only when searching
                 turns = (0, 1) if orientation_lmbda is not None else (0,)
                 for k in turns:
-                    llic_jax.reconstruct(model, variables, orient(img, k))
+                    if orientation_lmbda is not None:
+                        llic_jax.reconstruct(model, variables, orient(img, k))
                     blob = encode(
                         model, variables, img, estimate=True, refinement=warm_up,
                         orientation=k,

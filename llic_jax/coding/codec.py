@@ -5,11 +5,11 @@ every quantity that decides a symbol: `hyper_synthesis`, `step_parameters` and
 `step_update` (models/base.py). The hyper-latent `z` is one range-coded stream under the
 factorized prior's tables (one row per channel); all coding steps of `y` are chained into
 a second stream under the Gaussian scale tables. The container (container.py) records
-a fingerprint of the weights and tables (which identifies the model too), the original
-size and the padding, and a CRC32 of every quantised symbol; the decoder recomputes that
-CRC before it synthesises, so latents the encoder did not send (a corrupt stream, other weights, or
-floats that differ on another device) raise `BitstreamError` instead of returning a
-wrong image.
+a fingerprint of the weights and tables (which identifies the model too), the coded
+size, the padding and the orientation, and a CRC32 of every quantised symbol; the
+decoder recomputes that CRC before it synthesises, so latents the encoder did not send
+(a corrupt stream, other weights, or floats that differ on another device) raise
+`BitstreamError` instead of returning a wrong image.
 
 Padding: the image is padded at the bottom and right by edge replication (`pad_mode` 0)
 to a multiple of `model.pad_multiple`; the decoder crops back to the original H×W.

@@ -347,7 +347,7 @@ def pack(
 
 
 def _parse_v1(data: memoryview) -> tuple[dict, int]:
-    """Fields of a version 1 header and the offset of its CRC (CRC not yet checked)."""
+    """Fields of a version 1 header and the offset of its CRC (checked here)."""
     name_len = data[_PREFIX.size]
     if not 1 <= name_len <= MAX_MODEL_NAME_BYTES:
         raise BitstreamError(f"bad model name length {name_len}")
