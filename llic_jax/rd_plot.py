@@ -5,13 +5,20 @@ published points in CompressAI's schema) thin, dashed and in light colours, so t
 measured and quoted numbers are never confused. Each curve keeps its colour in both
 panels; one legend on the right names them all. Curves without MS-SSIM are left out of
 that panel. `max_bpp` crops the rate axis (high-rate classic-codec points would
-otherwise squeeze the range learned codecs are compared in).
+otherwise squeeze the range learned codecs are compared in). The panels give the legend
+the width it needs, so long curve names never cover a curve.
 """
 
 import os
+import textwrap
 from pathlib import Path
 
-__all__ = ["plot_curves"]
+__all__ = ["plot_curves", "rd_figure"]
+
+# Names longer than this wrap onto more legend lines; the legend never takes more than
+# LEGEND_MAX_WIDTH of the figure, so the panels keep most of it.
+LEGEND_WRAP_CHARS = 48
+LEGEND_MAX_WIDTH = 0.4
 
 
 def plot_curves(
@@ -22,12 +29,27 @@ def plot_curves(
     max_bpp: float | None = 2.0,
 ) -> None:
     """Writes the two RD panels to `out` (format from its suffix; temp file + rename)."""
+    import matplotlib.pyplot as plt
+
+    from llic_jax.atomic_write import write_atomically
+
+    fig = rd_figure(curves, references, title, max_bpp)
+    suffix = Path(out).suffix.lstrip(".") or "png"
+    write_atomically(out, lambda tmp: fig.savefig(tmp, dpi=120, format=suffix))
+    plt.close(fig)
+
+
+def rd_figure(
+    curves: list[dict],
+    references: list[dict] = (),
+    title: str = "",
+    max_bpp: float | None = 2.0,
+):
+    """The two RD panels as a matplotlib figure (Agg backend), legend on the right."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from llic_jax.atomic_write import write_atomically
 
     strong, light = plt.get_cmap("tab10"), plt.get_cmap("tab20")
     styles = [
@@ -62,12 +84,14 @@ def plot_curves(
         if not ax.get_lines():
             ax.text(0.5, 0.5, "no curve has this metric", ha="center",
                     transform=ax.transAxes)  # fmt: skip
-    if handles:
-        lines, names = zip(*(handles[i] for i in sorted(handles)), strict=True)
-        fig.legend(lines, names, loc="center right", fontsize=7)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0, 0.78, 1))
-    suffix = Path(out).suffix.lstrip(".") or "png"
-    write_atomically(out, lambda tmp: fig.savefig(tmp, dpi=120, format=suffix))
-    plt.close(fig)
+    legend_width = 0.0
+    if handles:
+        lines, names = zip(*(handles[i] for i in sorted(handles)), strict=True)
+        names = [textwrap.fill(name, LEGEND_WRAP_CHARS) for name in names]
+        legend = fig.legend(lines, names, loc="center right", fontsize=7)
+        fig.canvas.draw()  # the legend's size is known only once it is laid out
+        legend_width = legend.get_window_extent().width / fig.bbox.width
+    fig.tight_layout(rect=(0, 0, 1 - min(legend_width + 0.01, LEGEND_MAX_WIDTH), 1))
+    return fig
