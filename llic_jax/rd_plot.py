@@ -15,8 +15,8 @@ from pathlib import Path
 
 __all__ = ["plot_curves", "rd_figure"]
 
-# Names longer than this wrap onto more legend lines; the legend never takes more than
-# LEGEND_MAX_WIDTH of the figure, so the panels keep most of it.
+# Names longer than this wrap onto more legend lines; a legend taller than the figure
+# gets up to three columns; the panels keep at least 1 - LEGEND_MAX_WIDTH of the width.
 LEGEND_WRAP_CHARS = 48
 LEGEND_MAX_WIDTH = 0.4
 
@@ -90,8 +90,14 @@ def rd_figure(
     if handles:
         lines, names = zip(*(handles[i] for i in sorted(handles)), strict=True)
         names = [textwrap.fill(name, LEGEND_WRAP_CHARS) for name in names]
-        legend = fig.legend(lines, names, loc="center right", fontsize=7)
-        fig.canvas.draw()  # the legend's size is known only once it is laid out
-        legend_width = legend.get_window_extent().width / fig.bbox.width
+        for columns in range(1, 4):  # more columns until the legend fits the height
+            legend = fig.legend(lines, names, loc="center right", fontsize=7,
+                                ncols=columns)  # fmt: skip
+            fig.canvas.draw()  # the legend's size is known only once it is laid out
+            box = legend.get_window_extent()
+            if box.height <= fig.bbox.height or columns == 3:
+                break
+            legend.remove()
+        legend_width = box.width / fig.bbox.width
     fig.tight_layout(rect=(0, 0, 1 - min(legend_width + 0.01, LEGEND_MAX_WIDTH), 1))
     return fig

@@ -33,6 +33,19 @@ def test_legend_never_covers_a_panel(name_length):
     )
 
 
+def test_a_long_legend_takes_columns_and_stays_inside_the_figure():
+    curves = [_curve(f"curve {i} " + "z" * 60, 0.05 * i) for i in range(30)]
+    fig = rd_figure(curves)
+    fig.canvas.draw()
+    (legend,) = fig.legends
+    box = legend.get_window_extent()
+    columns = {round(text.get_window_extent().x0) for text in legend.get_texts()}
+    assert len(columns) > 1
+    assert fig.bbox.y0 - 1 <= box.y0 and box.y1 <= fig.bbox.y1 + 1
+    for ax in fig.axes:
+        assert not _overlaps(box, ax.get_tightbbox())
+
+
 def test_curve_without_ms_ssim_leaves_that_panel_to_the_others(tmp_path):
     fig = rd_figure([_curve("psnr only", 0, ms_ssim=False)])
     psnr_panel, ms_ssim_panel = fig.axes
