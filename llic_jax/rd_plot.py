@@ -29,11 +29,11 @@ def plot_curves(
     max_bpp: float | None = 2.0,
 ) -> None:
     """Writes the two RD panels to `out` (format from its suffix; temp file + rename)."""
-    import matplotlib.pyplot as plt
-
     from llic_jax.atomic_write import write_atomically
 
     fig = rd_figure(curves, references, title, max_bpp)
+    import matplotlib.pyplot as plt  # after rd_figure has chosen the Agg backend
+
     suffix = Path(out).suffix.lstrip(".") or "png"
     write_atomically(out, lambda tmp: fig.savefig(tmp, dpi=120, format=suffix))
     plt.close(fig)
