@@ -15,10 +15,13 @@ almost the hard rounding the coder applies. Adam's step size follows a cosine de
 zero. Our defaults (learning rate 2e-2, temperature 0.5 → 0.05) were chosen on two Kodak
 images with the bundled quality-3 model at 40 steps: 2e-2 with the decay beat a constant
 5e-3 (too slow) and a constant 2e-2 (unstable once the temperature is low);
-straight-through and additive-noise surrogates raised the real RD cost instead. The
-default of 20 steps (~1.1 s each for a 500×500 image on two CPU cores) is the cheap
-end of the method; docs/results.md evaluates 20 and 60 (60: BD-rate −5% against 20,
-75–80 s per image); Yang et al. run 2,000.
+straight-through and additive-noise surrogates raised the real RD cost instead. At 60
+steps, other Adam moments (β₁ 0.8; β₂ 0.99, 0.95) and temperature ends (0.5 → 0.02,
+0.3 → 0.05) changed the cost by at most 0.08% and a hotter start (1.0) lost 0.7%
+(docs/results.md, "Session 19"). The default of 20 steps (~1.1 s each for a 500×500
+image on two CPU cores, nearly all of it the synthesis transform's gradient) is the
+cheap end of the method; docs/results.md evaluates 20 and 60 (60: BD-rate −5% against
+20, 75–80 s per image); Yang et al. run 2,000.
 
 Loss convention (DESIGN.md §5): `bits / (H·W) + λ·MSE`, MSE on the 0–255 scale over
 the original H×W only (the padding is not the user's image, but its latents are coded,
