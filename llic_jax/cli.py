@@ -5,7 +5,7 @@
               [--quiet]
   llic decode IN.llic OUT.png [--weights W]
   llic eval [--weights W ...] --data DIR --out R.json [--entropy-estimation]
-            [--refine STEPS] [--orient]
+            [--refine STEPS] [--orient] [--resume]
   llic bench jpeg|webp|avif --data DIR --out R.json [--qualities 10,20,...]
   llic bdrate ANCHOR.json TEST.json [--method pchip|cubic] [--metric psnr|ms-ssim]
   llic plot R.json ... -o rd.png [--reference DIR]
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from llic_jax.atomic_write import check_destination, write_atomically
+from llic_jax.eval_journal import EvalJournal, journal_path
 
 __all__ = [
     "console_main",
@@ -216,20 +217,36 @@ def cmd_eval(args) -> None:
         raise CliError("--orient needs real coding: drop --entropy-estimation")
     images = evaluate.load_images(args.data)
     weights = args.weights or [str(bundled_path(q)) for q in sorted(BUNDLED)]
+    # Every option checked before the journal starts, so that bad ones leave no journal.
+    runs = [
+        (path, *_load(path), _refinement(args, path), _orientation_lmbda(args, path))
+        for path in weights
+    ]
+    journal = EvalJournal.start(
+        journal_path(args.out), _eval_settings(args, images, runs), args.resume
+    )
     points, names = [], set()
-    for path in weights:
-        model, variables = _load(path)
-        refinement = _refinement(args, path)
-        orientation_lmbda = _orientation_lmbda(args, path)
+    for index, (path, model, variables, refinement, orientation_lmbda) in enumerate(runs):
         names.add(model.model_name)
         save = (
             None if args.save_recon is None else Path(args.save_recon) / Path(path).stem
         )
-        points.append(evaluate.evaluate_model(
-            model, variables, images, entropy_estimation=args.entropy_estimation,
-            save_recon=save, progress=not args.quiet, label=Path(path).name,
-            refinement=refinement, orientation_lmbda=orientation_lmbda,
-        ))  # fmt: skip
+        finished = journal.finished(index)
+        if finished:
+            print(f"{Path(path).name}: {len(finished)} of {len(images)} images "
+                  f"from {journal.path}")  # fmt: skip
+        try:
+            points.append(evaluate.evaluate_model(
+                model, variables, images, entropy_estimation=args.entropy_estimation,
+                save_recon=save, progress=not args.quiet, label=Path(path).name,
+                refinement=refinement, orientation_lmbda=orientation_lmbda,
+                finished=finished,
+                on_row=lambda row, index=index: journal.record(index, row),
+            ))  # fmt: skip
+        except KeyboardInterrupt:
+            print(f"llic: the finished images are in {journal.path}: the same command "
+                  "with --resume goes on from there", file=sys.stderr)  # fmt: skip
+            raise
         rows = points[-1]["images"]
         mean = rd_results.summarise_point(rows)
         print(f"{Path(path).name}: {mean['bpp']:.4f} bpp (estimated "
@@ -249,7 +266,37 @@ def cmd_eval(args) -> None:
     description = f"llic_jax {mode} on {args.data}; {_CONVENTIONS}"
     name = args.name or "+".join(sorted(names))
     rd_results.write_json(args.out, rd_results.curve(name, description, points))
+    journal.remove()
     print(f"wrote {args.out}")
+
+
+def _eval_settings(args, images, runs) -> dict:
+    """What makes an `llic eval` run's rows reusable by another (eval_journal.py).
+
+    The pixels of every image, each weights file's fingerprint, the refinement's whole
+    schedule (its defaults may change between versions) and the container version.
+    """
+    import dataclasses
+    import hashlib
+
+    from llic_jax.coding.codec import fingerprint
+    from llic_jax.coding.container import FORMAT_VERSION
+
+    return {
+        "data": str(Path(args.data).resolve()),
+        "images": {
+            name: hashlib.blake2b(img.tobytes(), digest_size=8).hexdigest()
+            for name, img in images
+        },
+        "weights": [fingerprint(variables).hex() for _, _, variables, _, _ in runs],
+        "entropy_estimation": args.entropy_estimation,
+        "container_version": FORMAT_VERSION,
+        "refinement": [
+            None if refinement is None else dataclasses.asdict(refinement)
+            for _, _, _, refinement, _ in runs
+        ],
+        "orientation_lmbda": [lmbda for *_, lmbda in runs],
+    }
 
 
 def cmd_bench(args) -> None:
@@ -411,6 +458,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="skip the coder; report the estimated rate only")  # fmt: skip
     ev.add_argument("--save-recon", help="write decoded PNGs under DIR/<weights>/")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with an interrupted run of the same command: reuse the images "
+        "finished in OUT.partial (kept while a run is in progress)",
+    )
     _add_refine_arguments(ev)
     ev.set_defaults(run=cmd_eval)
 

@@ -14,7 +14,7 @@ untimed, before its timed run.
 import dataclasses
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +90,8 @@ def evaluate_model(
     label: str = "",
     refinement=None,
     orientation_lmbda: float | None = None,
+    finished: Mapping[str, dict] | None = None,
+    on_row: Callable[[dict], None] | None = None,
 ) -> dict:
     """One RD point: every image coded with (`model`, `variables`).
 
@@ -105,6 +107,9 @@ def evaluate_model(
       orientation_lmbda: if given, code each image in the orientation of lowest
         estimated `bpp + λ·MSE` at this λ (coding/orientation.py; real coding only; the
         encoding time includes the search; rows record `orientation`).
+      finished: rows measured before, by image name (a resumed run: eval_journal.py);
+        those images are not coded again and their rows are taken as they are.
+      on_row: called with each newly measured row, as soon as it is complete.
     """
     import llic_jax
     from llic_jax.coding.codec import encode, padded_size
@@ -115,8 +120,12 @@ def evaluate_model(
     compiled = set()
     # one step of refinement compiles it for any number of steps
     warm_up = None if refinement is None else dataclasses.replace(refinement, steps=1)
+    finished = finished or {}
     rows = []
     for name, img in _progress(images, label or model.model_name, progress):
+        if name in finished:
+            rows.append(finished[name])
+            continue
         h, w = img.shape[:2]
         shape = padded_size(model, h, w)
         if shape not in compiled:  # compile outside the timed calls
@@ -166,6 +175,8 @@ def evaluate_model(
         rows.append(row)
         if save_recon is not None:
             _save_png(Path(save_recon) / (Path(name).stem + ".png"), decoded)
+        if on_row is not None:
+            on_row(row)
     return {"label": label or model.model_name, "images": rows}
 
 

@@ -66,6 +66,42 @@ def test_eval_with_orientation_search_records_each_choice(tmp_path, folder, weig
     assert main([*args, "--entropy-estimation"]) == 1
 
 
+def test_an_interrupted_eval_resumes_without_coding_its_finished_images(
+    tmp_path, folder, weights, monkeypatch, capsys
+):
+    from llic_jax.eval_journal import EvalJournal
+
+    out = tmp_path / "r.json"
+    args = ["eval", "--weights", str(weights), "--data", str(folder), "--out", str(out),
+            "--quiet"]  # fmt: skip
+    record = EvalJournal.record
+
+    def interrupted_after_the_first_image(self, index, row):
+        record(self, index, row)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(EvalJournal, "record", interrupted_after_the_first_image)
+        assert main(args) == 130
+    assert "with --resume goes on" in capsys.readouterr().err
+    assert not out.exists()
+    journal = tmp_path / "r.json.partial"
+    first = json.loads(journal.read_text().splitlines()[1])["row"]
+    assert first["image"] == "a.png"
+
+    assert main(args) == 1  # the finished image is not thrown away unasked
+    assert "--resume" in capsys.readouterr().err
+    assert main([*args, "--entropy-estimation", "--resume"]) == 1  # other settings
+    assert "other settings (entropy_estimation)" in capsys.readouterr().err
+
+    assert main([*args, "--resume"]) == 0
+    assert "1 of 2 images from" in capsys.readouterr().out
+    rows = json.loads(out.read_text())["points"][0]["images"]
+    assert rows[0] == first  # taken from the journal, timings included: not coded again
+    assert rows[1]["image"] == "b.png" and rows[1]["bit_exact"] is True
+    assert not journal.exists()
+
+
 def test_entropy_estimation_skips_the_coder(tmp_path, folder, weights):
     out = tmp_path / "r.json"
     assert main(["eval", "--weights", str(weights), "--data", str(folder),
