@@ -42,8 +42,8 @@ class EvalJournal:
         """Opens the journal at `path` for a run with `settings` (JSON-serialisable).
 
         Raises:
-          ValueError: a journal exists and `resume` is False; or it was written with
-            other settings; or it is not a journal.
+          ValueError: a journal with finished rows exists and `resume` is False, or it
+            was written with other settings; or the file is not a journal.
         """
         path = Path(path)
         settings = json.loads(json.dumps(settings))  # as it reads back from the file
