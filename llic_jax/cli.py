@@ -282,20 +282,18 @@ def _eval_settings(args, images, runs) -> dict:
     from llic_jax.coding.codec import fingerprint
     from llic_jax.coding.container import FORMAT_VERSION
 
+    _, _, variables, refinements, orientation_lmbdas = zip(*runs, strict=True)
     return {
         "data": str(Path(args.data).resolve()),
         "images": {
             name: hashlib.blake2b(img.tobytes(), digest_size=8).hexdigest()
             for name, img in images
         },
-        "weights": [fingerprint(variables).hex() for _, _, variables, _, _ in runs],
+        "weights": [fingerprint(v).hex() for v in variables],
         "entropy_estimation": args.entropy_estimation,
         "container_version": FORMAT_VERSION,
-        "refinement": [
-            None if refinement is None else dataclasses.asdict(refinement)
-            for _, _, _, refinement, _ in runs
-        ],
-        "orientation_lmbda": [lmbda for *_, lmbda in runs],
+        "refinement": [None if r is None else dataclasses.asdict(r) for r in refinements],
+        "orientation_lmbda": list(orientation_lmbdas),
     }
 
 
