@@ -106,8 +106,8 @@ def save_weights(
     write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata dict of a weights file (raises WeightsError if it is not one)."""
+def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The `__metadata__` dict of any safetensors file (WeightsError if unreadable)."""
     try:
         with open(path, "rb") as f:
             header_len = int.from_bytes(f.read(8), "little")
@@ -116,7 +116,12 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
             header = json.loads(f.read(header_len))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise WeightsError(f"{path}: cannot read weights ({e})") from None
-    metadata = header.get("__metadata__") or {}
+    return header.get("__metadata__") or {}
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata dict of a weights file (raises WeightsError if it is not one)."""
+    metadata = read_safetensors_metadata(path)
     if metadata.get("format") != _FORMAT:
         raise WeightsError(f"{path}: not an llic_jax weights file")
     if metadata.get("version") not in _READABLE_VERSIONS:

@@ -1,0 +1,77 @@
+"""Post-filter weights files: a `PostFilter`'s parameters, bound to the codec they serve.
+
+A post-filter is trained on one codec's reconstructions (`train/post_filter.py`), so its
+file records that codec's fingerprint (`llic_jax.coding.codec.fingerprint` of the
+weights and tables, the 8 bytes every bitstream carries) and the decoder applies it only
+to streams of that codec. safetensors metadata: `format` = "llic_jax post-filter",
+`width`, `blocks`, `codec_fingerprint` (hex), plus whatever the trainer adds (steps,
+data). Parameters may be stored in float16; loading casts them to float32.
+"""
+
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from llic_jax.atomic_write import write_atomically
+from llic_jax.layers.post_filter import PostFilter
+from llic_jax.weights import WeightsError, flatten, read_safetensors_metadata, unflatten
+
+FORMAT = "llic_jax post-filter"
+
+
+def save_post_filter(
+    path: str | os.PathLike,
+    module: PostFilter,
+    params,
+    codec_fingerprint: bytes,
+    extra: dict[str, str] | None = None,
+    param_dtype: str = "float32",
+) -> None:
+    """Writes `params` of `module` to `path` atomically, bound to `codec_fingerprint`."""
+    tensors = {
+        name: np.ascontiguousarray(np.asarray(value).astype(param_dtype))
+        for name, value in flatten(jax.device_get(params)).items()
+    }
+    metadata = {
+        **(extra or {}),
+        "format": FORMAT,
+        "width": str(module.width),
+        "blocks": str(module.blocks),
+        "codec_fingerprint": codec_fingerprint.hex(),
+    }
+    write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_post_filter(path: str | os.PathLike) -> tuple[PostFilter, dict, bytes]:
+    """Reads a file of `save_post_filter` → (module, params, codec fingerprint).
+
+    Raises:
+      WeightsError: not a post-filter file, or tensors that do not fit its module.
+    """
+    metadata = read_safetensors_metadata(path)
+    if metadata.get("format") != FORMAT:
+        raise WeightsError(f"{path}: not a post-filter file")
+    try:
+        module = PostFilter(width=int(metadata["width"]), blocks=int(metadata["blocks"]))
+        codec_fingerprint = bytes.fromhex(metadata["codec_fingerprint"])
+    except (KeyError, ValueError) as e:
+        raise WeightsError(f"{path}: bad post-filter description ({e})") from None
+    flat = load_file(str(Path(path)))
+    expected = flatten(_param_shapes(module))
+    if set(flat) != set(expected):
+        raise WeightsError(f"{path}: tensors do not fit PostFilter(width={module.width}, "
+                           f"blocks={module.blocks})")  # fmt: skip
+    for name, spec in expected.items():
+        if flat[name].shape != spec.shape:
+            raise WeightsError(f"{path}: {name} has shape {flat[name].shape}, "
+                               f"expected {spec.shape}")  # fmt: skip
+    params = unflatten({k: v.astype(np.float32) for k, v in flat.items()})
+    return module, params, codec_fingerprint
+
+
+def _param_shapes(module: PostFilter):
+    x = jax.ShapeDtypeStruct((1, 8, 8, 3), np.float32)
+    return jax.eval_shape(lambda x: module.init(jax.random.PRNGKey(0), x), x)["params"]
