@@ -2,10 +2,10 @@
 
   llic info MODEL [--size HxW]
   llic encode IN.png OUT.llic [--weights W | --quality Q] [--refine STEPS] [--orient]
-              [--quiet]
-  llic decode IN.llic OUT.png [--weights W]
+              [--post-filter F | --no-post-filter] [--quiet]
+  llic decode IN.llic OUT.png [--weights W] [--post-filter F]
   llic eval [--weights W ...] --data DIR --out R.json [--entropy-estimation]
-            [--refine STEPS] [--orient] [--resume]
+            [--refine STEPS] [--orient] [--resume] [--post-filter F ... | --no-post-filter]
   llic bench jpeg|webp|avif --data DIR --out R.json [--qualities 10,20,...]
   llic bdrate ANCHOR.json TEST.json [--method pchip|cubic] [--metric psnr|ms-ssim]
   llic plot R.json ... -o rd.png [--reference DIR]
@@ -136,6 +136,7 @@ def cmd_encode(args) -> None:
     model, variables = _load(args.weights, args.quality)
     refinement = _refinement(args, args.weights, args.quality)
     orientation_lmbda = _orientation_lmbda(args, args.weights, args.quality)
+    post_filter = _post_filter(args.post_filter, variables, args.no_post_filter)
     start = time.perf_counter()
     orientation = 0
     if orientation_lmbda is not None:
@@ -150,6 +151,7 @@ def cmd_encode(args) -> None:
             refinement=refinement,
             orientation=orientation,
             progress=not args.quiet,
+            post_filter=post_filter,
         ).blob
     except NotImplementedError as e:  # a model without a relaxed forward
         raise CliError(str(e)) from None
@@ -157,6 +159,11 @@ def cmd_encode(args) -> None:
     write_atomically(args.output, lambda tmp: Path(tmp).write_bytes(blob))
     h, w = img.shape[:2]
     turned = f", orientation {orientation}" if args.orient else ""
+    if post_filter is not None:
+        from llic_jax.coding import container
+
+        used = container.unpack(blob)[0].post_filtered
+        turned += ", post-filtered" if used else ", post-filter not needed"
     print(f"{args.output}: {len(blob)} bytes, {8 * len(blob) / (h * w):.4f} bpp "
           f"({w}x{h}, {model.model_name}{turned}, {seconds:.2f} s)")  # fmt: skip
 
@@ -189,8 +196,9 @@ def cmd_decode(args) -> None:
         raise CliError(f"{args.input}: cannot read ({e.strerror})") from None
     quality = None if args.weights else _bundled_quality_of(blob, args.input)
     model, variables = _load(args.weights, quality)
+    post_filter = _post_filter(args.post_filter, variables)
     start = time.perf_counter()
-    img = llic_jax.decompress(model, variables, blob)
+    img = llic_jax.decompress(model, variables, blob, post_filter=post_filter)
     seconds = time.perf_counter() - start
     write_atomically(
         args.output, lambda tmp: Image.fromarray(img).save(tmp, format="PNG")
@@ -217,16 +225,25 @@ def cmd_eval(args) -> None:
         raise CliError("--orient needs real coding: drop --entropy-estimation")
     images = evaluate.load_images(args.data)
     weights = args.weights or [str(bundled_path(q)) for q in sorted(BUNDLED)]
+    if args.post_filter and len(args.post_filter) != len(weights):
+        raise CliError(f"--post-filter needs one file per weights file ({len(weights)})")
+    if args.post_filter and args.entropy_estimation:
+        raise CliError("--post-filter needs real coding: drop --entropy-estimation")
+    filters = args.post_filter or [None] * len(weights)
     # Every option checked before the journal starts, so that bad ones leave no journal.
-    runs = [
-        (path, *_load(path), _refinement(args, path), _orientation_lmbda(args, path))
-        for path in weights
-    ]
+    runs = []
+    for path, filter_path in zip(weights, filters, strict=True):
+        model, variables = _load(path)
+        disabled = args.no_post_filter or args.entropy_estimation
+        runs.append((path, model, variables, _refinement(args, path),
+                     _orientation_lmbda(args, path),
+                     _post_filter(filter_path, variables, disabled)))  # fmt: skip
     journal = EvalJournal.start(
         journal_path(args.out), _eval_settings(args, images, runs), args.resume
     )
     points, names = [], set()
-    for index, (path, model, variables, refinement, orientation_lmbda) in enumerate(runs):
+    for index, run in enumerate(runs):
+        path, model, variables, refinement, orientation_lmbda, post_filter = run
         names.add(model.model_name)
         save = (
             None if args.save_recon is None else Path(args.save_recon) / Path(path).stem
@@ -240,7 +257,7 @@ def cmd_eval(args) -> None:
                 model, variables, images, entropy_estimation=args.entropy_estimation,
                 save_recon=save, progress=not args.quiet, label=Path(path).name,
                 refinement=refinement, orientation_lmbda=orientation_lmbda,
-                finished=finished,
+                finished=finished, post_filter=post_filter,
                 on_row=lambda row, index=index: journal.record(index, row),
             ))  # fmt: skip
         except KeyboardInterrupt:
@@ -257,12 +274,17 @@ def cmd_eval(args) -> None:
             close = sum(8 * r["bytes"] <= 1.01 * r["estimated_bits"] + 800 for r in rows)
             print(f"  decoded = encoder's reconstruction on {exact}/{len(rows)} images; "
                   f"real within 1% + 100 B of estimated on {close}/{len(rows)}")  # fmt: skip
+            if post_filter is not None:
+                used = sum(row.get("post_filtered", 0) for row in rows)
+                print(f"  post-filtered: {used}/{len(rows)} images")
     mode = "entropy estimation (no coding)" if args.entropy_estimation else "real coding"
     if args.refine is not None:
         mode += (f", latents refined at encode ({args.refine} steps of stochastic "
                  "Gumbel annealing)")  # fmt: skip
     if args.orient:
         mode += ", each image coded in the cheapest of its 8 orientations"
+    if any(run[-1] is not None for run in runs):
+        mode += ", decoder-side post-filter where it helps (rows: post_filtered)"
     description = f"llic_jax {mode} on {args.data}; {_CONVENTIONS}"
     name = args.name or "+".join(sorted(names))
     rd_results.write_json(args.out, rd_results.curve(name, description, points))
@@ -282,7 +304,7 @@ def _eval_settings(args, images, runs) -> dict:
     from llic_jax.coding.codec import fingerprint
     from llic_jax.coding.container import FORMAT_VERSION
 
-    _, _, variables, refinements, orientation_lmbdas = zip(*runs, strict=True)
+    _, _, variables, refinements, orientation_lmbdas, filters = zip(*runs, strict=True)
     return {
         "data": str(Path(args.data).resolve()),
         "images": {
@@ -294,6 +316,7 @@ def _eval_settings(args, images, runs) -> dict:
         "container_version": FORMAT_VERSION,
         "refinement": [None if r is None else dataclasses.asdict(r) for r in refinements],
         "orientation_lmbda": list(orientation_lmbdas),
+        "post_filter": [None if f is None else f.digest() for f in filters],
     }
 
 
@@ -418,6 +441,33 @@ def _add_refine_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_post_filter_arguments(parser, help_text: str, nargs=None) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--post-filter", nargs=nargs, help=help_text)
+    group.add_argument("--no-post-filter", action="store_true",
+                       help="code without a post-filter (streams any decoder reads)")  # fmt: skip
+
+
+def _post_filter(path, variables, disabled: bool = False):
+    """The post-filter for `variables`: the file at `path`, else the bundled one, else None.
+
+    Raises:
+      WeightsError: the file is not a post-filter.
+      CliError: it was trained for other weights.
+    """
+    from llic_jax.coding.codec import fingerprint
+    from llic_jax.post_filter_weights import bundled_post_filter, load_post_filter
+
+    if disabled:
+        return None
+    if path is None:
+        return bundled_post_filter(fingerprint(variables))
+    post_filter = load_post_filter(path)  # WeightsError: main's one-line report
+    if post_filter.codec_fingerprint != fingerprint(variables):
+        raise CliError(f"{path}: a post-filter trained for other weights")
+    return post_filter
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llic", description="LLIC image codec (JAX).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -436,6 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet", action="store_true", help="no progress bar for --refine's steps"
     )
     _add_refine_arguments(enc)
+    _add_post_filter_arguments(enc, "a post-filter file (default: the bundled one "
+                               "trained for the weights, if any)")  # fmt: skip
     enc.set_defaults(run=cmd_encode)
     dec = sub.add_parser("decode", help="decompress a .llic file to PNG")
     dec.add_argument("input")
@@ -443,6 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument(
         "--weights", help="weights file (default: the bundled model the stream names)"
     )
+    dec.add_argument("--post-filter", help="the post-filter file of the weights, for "
+                     "streams that use one (default: the bundled one)")  # fmt: skip
     dec.set_defaults(run=cmd_decode)
 
     ev = sub.add_parser("eval", help="RD point(s) of weights files over a folder")
@@ -463,6 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
         "finished in OUT.partial (kept while a run is in progress)",
     )
     _add_refine_arguments(ev)
+    _add_post_filter_arguments(ev, "post-filter files, one per weights file (default: "
+                               "the bundled one of each, if any)", nargs="+")  # fmt: skip
     ev.set_defaults(run=cmd_eval)
 
     bench = sub.add_parser("bench", help="RD curve of a classic codec (Pillow)")

@@ -92,6 +92,7 @@ def evaluate_model(
     orientation_lmbda: float | None = None,
     finished: Mapping[str, dict] | None = None,
     on_row: Callable[[dict], None] | None = None,
+    post_filter=None,
 ) -> dict:
     """One RD point: every image coded with (`model`, `variables`).
 
@@ -110,8 +111,12 @@ def evaluate_model(
       finished: rows measured before, by image name (a resumed run: eval_journal.py);
         those images are not coded again and their rows are taken as they are.
       on_row: called with each newly measured row, as soon as it is complete.
+      post_filter: a `LoadedPostFilter` trained for these weights: the encoder applies
+        it where it helps, the decoder where the stream says so (coding/codec.py; real
+        coding only; rows record `post_filtered`).
     """
     import llic_jax
+    from llic_jax.coding import container
     from llic_jax.coding.codec import encode, padded_size
     from llic_jax.coding.orientation import choose_orientation, orient
 
@@ -141,9 +146,9 @@ def evaluate_model(
                         llic_jax.reconstruct(model, variables, orient(img, k))
                     blob = encode(
                         model, variables, img, estimate=True, refinement=warm_up,
-                        orientation=k,
+                        orientation=k, post_filter=post_filter,
                     ).blob  # fmt: skip
-                    llic_jax.decompress(model, variables, blob)
+                    llic_jax.decompress(model, variables, blob, post_filter=post_filter)
         row = {"image": name}
         if entropy_estimation:
             start = time.perf_counter()
@@ -159,15 +164,19 @@ def evaluate_model(
                 row["orientation"] = orientation
             encoded = encode(
                 model, variables, img, estimate=True, refinement=refinement,
-                orientation=orientation,
+                orientation=orientation, post_filter=post_filter,
             )  # fmt: skip
             row["encoding_time"] = time.perf_counter() - start
             start = time.perf_counter()
-            decoded = llic_jax.decompress(model, variables, encoded.blob)
+            decoded = llic_jax.decompress(
+                model, variables, encoded.blob, post_filter=post_filter
+            )
             row["decoding_time"] = time.perf_counter() - start
             row["bytes"] = len(encoded.blob)
             row["bpp"] = 8 * len(encoded.blob) / (h * w)
             row["bit_exact"] = bool(np.array_equal(decoded, encoded.reconstruction))
+            if post_filter is not None:
+                row["post_filtered"] = container.unpack(encoded.blob)[0].post_filtered
             bits = encoded.estimated_bits
         row["estimated_bits"] = float(bits)
         row["estimated_bpp"] = float(bits) / (h * w)

@@ -8,6 +8,9 @@ to streams of that codec. safetensors metadata: `format` = "llic_jax post-filter
 data). Parameters may be stored in float16; loading casts them to float32.
 """
 
+import dataclasses
+import functools
+import hashlib
 import os
 from pathlib import Path
 
@@ -20,6 +23,34 @@ from llic_jax.layers.post_filter import PostFilter
 from llic_jax.weights import WeightsError, flatten, read_safetensors_metadata, unflatten
 
 FORMAT = "llic_jax post-filter"
+# Bundled filters sit beside the bundled models, found by the codec fingerprint they name.
+ASSETS = Path(__file__).parent / "assets"
+BUNDLED_SUFFIX = "-post-filter.safetensors"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LoadedPostFilter:
+    """A trained post-filter and the fingerprint of the codec it was trained for."""
+
+    module: PostFilter
+    params: dict
+    codec_fingerprint: bytes
+
+    def __post_init__(self):
+        apply = jax.jit(lambda params, x: self.module.apply({"params": params}, x))
+        object.__setattr__(self, "_apply", apply)
+
+    def __call__(self, x_hat: jax.Array) -> jax.Array:
+        """The filtered image, float [B, H, W, 3] (even H and W) → the same shape."""
+        return self._apply(self.params, x_hat)
+
+    def digest(self) -> str:
+        """A hex digest of the architecture and parameters (what an eval journal keys on)."""
+        h = hashlib.blake2b(digest_size=8)
+        h.update(f"{self.module.width},{self.module.blocks}".encode())
+        for name, value in sorted(flatten(self.params).items()):
+            h.update(name.encode() + np.asarray(value, np.float32).tobytes())
+        return h.hexdigest()
 
 
 def save_post_filter(
@@ -45,8 +76,8 @@ def save_post_filter(
     write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def load_post_filter(path: str | os.PathLike) -> tuple[PostFilter, dict, bytes]:
-    """Reads a file of `save_post_filter` → (module, params, codec fingerprint).
+def load_post_filter(path: str | os.PathLike) -> LoadedPostFilter:
+    """Reads a file of `save_post_filter`.
 
     Raises:
       WeightsError: not a post-filter file, or tensors that do not fit its module.
@@ -69,9 +100,21 @@ def load_post_filter(path: str | os.PathLike) -> tuple[PostFilter, dict, bytes]:
             raise WeightsError(f"{path}: {name} has shape {flat[name].shape}, "
                                f"expected {spec.shape}")  # fmt: skip
     params = unflatten({k: v.astype(np.float32) for k, v in flat.items()})
-    return module, params, codec_fingerprint
+    return LoadedPostFilter(module, params, codec_fingerprint)
 
 
 def _param_shapes(module: PostFilter):
     x = jax.ShapeDtypeStruct((1, 8, 8, 3), np.float32)
     return jax.eval_shape(lambda x: module.init(jax.random.PRNGKey(0), x), x)["params"]
+
+
+@functools.lru_cache(maxsize=8)
+def bundled_post_filter(codec_fingerprint: bytes) -> LoadedPostFilter | None:
+    """The bundled post-filter trained for the codec of this fingerprint, or None."""
+    for path in sorted(ASSETS.glob("*" + BUNDLED_SUFFIX)):
+        if (
+            read_safetensors_metadata(path).get("codec_fingerprint")
+            == codec_fingerprint.hex()
+        ):
+            return load_post_filter(path)
+    return None

@@ -72,13 +72,15 @@ def test_an_interrupted_run_goes_on_to_the_same_filter(
 
     out = tmp_path / "filter.safetensors"
     assert post_filter.main(["--workdir", str(straight), "--export", str(out)]) == 0
-    module, params, fingerprint = load_post_filter(out)
-    assert (module.width, module.blocks) == (8, 1)
+    loaded = load_post_filter(out)
+    assert (loaded.module.width, loaded.module.blocks) == (8, 1)
     from llic_jax.coding.codec import fingerprint as codec_fingerprint
     from llic_jax.weights import load_weights
 
-    assert fingerprint == codec_fingerprint(load_weights(small_weights_file)[1])
-    for x, y in zip(_leaves(params), _leaves(a["params"]), strict=True):
+    assert loaded.codec_fingerprint == codec_fingerprint(
+        load_weights(small_weights_file)[1]
+    )
+    for x, y in zip(_leaves(loaded.params), _leaves(a["params"]), strict=True):
         np.testing.assert_array_equal(x, y)
 
 

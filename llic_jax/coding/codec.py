@@ -6,13 +6,20 @@ every quantity that decides a symbol: `hyper_synthesis`, `step_parameters` and
 factorized prior's tables (one row per channel); all coding steps of `y` are chained into
 a second stream under the Gaussian scale tables. The container (container.py) records
 a fingerprint of the weights and tables (which identifies the model too), the coded
-size, the padding and the orientation, and a CRC32 of every quantised symbol; the
+size, the padding, the orientation and whether the decoder applies the post-filter,
+and a CRC32 of every quantised symbol; the
 decoder recomputes that CRC before it synthesises, so latents the encoder did not send
 (a corrupt stream, other weights, or floats that differ on another device) raise
 `BitstreamError` instead of returning a wrong image.
 
 Padding: the image is padded at the bottom and right by edge replication (`pad_mode` 0)
 to a multiple of `model.pad_multiple`; the decoder crops back to the original H×W.
+
+Post-filter (optional, layers/post_filter.py): given one trained for these weights, the
+encoder filters its padded float reconstruction, keeps the filtered one when it is
+closer to the image (MSE of the 8-bit result), and sets the header's flag; a decoder
+applies the filter exactly when the flag is set. The symbols, and so the rate, do not
+change.
 """
 
 import collections
@@ -31,6 +38,7 @@ from llic_jax.coding.orientation import orient, unorient
 from llic_jax.coding.phase_times import PhaseTimes, phase
 from llic_jax.entropy import range_coder
 from llic_jax.entropy.gaussian import symbol_bits
+from llic_jax.post_filter_weights import LoadedPostFilter
 
 __all__ = ["Encoded", "compress", "decompress", "encode", "pad_image", "to_uint8"]
 
@@ -181,6 +189,7 @@ def encode(
     refinement: Refinement | None = None,
     orientation: int = 0,
     progress: bool = False,
+    post_filter: LoadedPostFilter | None = None,
 ) -> Encoded:
     """Compresses `img` (uint8 [H, W, 3]); also returns the encoder's reconstruction.
 
@@ -191,8 +200,13 @@ def encode(
     the same decoder; its time is charged to "network"; `progress` shows its steps on
     stderr. `orientation` (0…7, coding/orientation.py) codes the image rotated and/or
     mirrored; the decoder turns it back (`orientation.choose_orientation` finds the
-    cheapest).
+    cheapest). `post_filter`, trained for these weights, is applied when it brings the
+    reconstruction closer to `img` (module docstring).
     """
+    if post_filter is not None and post_filter.codec_fingerprint != fingerprint(
+        variables
+    ):
+        raise ValueError("the post-filter was trained for other weights")
     tables = _tables(variables)
     params = variables["params"]
     fns = _functions(model)
@@ -243,6 +257,13 @@ def encode(
             )
     with phase(times, "network"):
         x_hat = jax.device_get(fns["synthesis"](params, y_hat))
+    reconstruction = unorient(to_uint8(x_hat)[:h, :w], orientation)
+    post_filtered = 0
+    if post_filter is not None:
+        with phase(times, "network"):
+            filtered = unorient(to_uint8(post_filter(x_hat))[:h, :w], orientation)
+        if _sse(filtered, img) < _sse(reconstruction, img):
+            reconstruction, post_filtered = filtered, 1
     estimated_bits = None
     if estimate:
         z_hat = z_symbols.astype(np.float32)
@@ -256,13 +277,18 @@ def encode(
         padded_width=x.shape[2],
         pad_mode=PAD_REPLICATE,
         orientation=orientation,
+        post_filtered=post_filtered,
         symbols_crc32=container.symbols_crc32(symbols),
     )
     with phase(times, "coding"):
         streams = [z_coder.finish(), y_coder.finish()]
     blob = container.pack(header, streams)
-    reconstruction = unorient(to_uint8(x_hat)[:h, :w], orientation)
     return Encoded(blob, reconstruction, symbols, estimated_bits)
+
+
+def _sse(a: np.ndarray, img: np.ndarray) -> int:
+    """Sum of squared differences of two uint8 images (gray `img` as RGB)."""
+    return int(np.sum((a.astype(np.int64) - as_rgb(img).astype(np.int64)) ** 2))
 
 
 def compress(
@@ -272,27 +298,39 @@ def compress(
     *,
     refinement: Refinement | None = None,
     orientation: int = 0,
+    post_filter: LoadedPostFilter | None = None,
 ) -> bytes:
     """uint8 [H, W, 3] (gray is replicated to RGB) → bitstream bytes.
 
     `refinement` optimises the latents for this image first; `orientation` codes it
-    rotated or mirrored (see `encode`).
+    rotated or mirrored; `post_filter` may improve the reconstruction (see `encode`).
     """
     return encode(
-        model, variables, img, refinement=refinement, orientation=orientation
+        model,
+        variables,
+        img,
+        refinement=refinement,
+        orientation=orientation,
+        post_filter=post_filter,
     ).blob
 
 
 def decompress(
-    model, variables, blob: bytes, times: PhaseTimes | None = None
+    model,
+    variables,
+    blob: bytes,
+    times: PhaseTimes | None = None,
+    post_filter: LoadedPostFilter | None = None,
 ) -> np.ndarray:
     """Bitstream → uint8 [H, W, 3].
 
     `times`, if given, receives the network and coding seconds (coding/phase_times.py).
+    `post_filter`: the one trained for these weights, needed by streams whose header
+    says the encoder chose it (ignored otherwise).
 
     Raises:
-      BitstreamError: the stream is malformed, truncated, corrupt, or was made by another
-        model or other weights.
+      BitstreamError: the stream is malformed, truncated, corrupt, was made by another
+        model or other weights, or needs a post-filter that was not given.
     """
     header, streams = container.unpack(bytes(blob))
     tables = _tables(variables)
@@ -309,6 +347,12 @@ def decompress(
         raise BitstreamError("image size in the header is out of range")
     if len(streams) != 2:
         raise BitstreamError(f"expected 2 streams, found {len(streams)}")
+    if header.post_filtered and post_filter is None:
+        raise BitstreamError(
+            "stream needs the post-filter of its weights; none was given"
+        )
+    if header.post_filtered and post_filter.codec_fingerprint != header.fingerprint:
+        raise BitstreamError("the post-filter given was trained for other weights")
 
     params = variables["params"]
     fns = _functions(model)
@@ -353,5 +397,8 @@ def decompress(
         raise BitstreamError("decoded symbols fail the CRC check: stream is corrupt, or "
                              "was encoded on a device whose arithmetic differs")  # fmt: skip
     with phase(times, "network"):
-        x_hat = jax.device_get(fns["synthesis"](params, y_hat))
+        x_hat = fns["synthesis"](params, y_hat)
+        if header.post_filtered:
+            x_hat = post_filter(x_hat)
+        x_hat = jax.device_get(x_hat)
     return unorient(to_uint8(x_hat)[: header.height, : header.width], header.orientation)

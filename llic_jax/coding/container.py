@@ -2,7 +2,8 @@
 
 A container holds everything a decoder needs besides the model weights: a fingerprint of
 the weights and coding tables it was made with, the coded and the padded image size, the
-padding mode, the orientation the image was coded in (orientation.py), a CRC32 of the
+padding mode, the orientation the image was coded in (orientation.py), whether the
+decoder applies the codec's post-filter (layers/post_filter.py), a CRC32 of the
 quantised latent symbols and one or more range-coded streams. The encoder writes format
 version 2; version 1 streams (sessions before 2026-12) still decode.
 
@@ -19,7 +20,8 @@ shortest form)::
     v     padded height - height, 0..1024
     v     padded width - width, 0..1024
     1     flags: bit 0 pad mode (0 = replicate (edge), 1 = zero),   [B]
-          bits 1-3 orientation 0..7 (orientation.py), bits 4-7 zero
+          bits 1-3 orientation 0..7 (orientation.py),
+          bit 4 post-filtered (1 = apply the codec's post-filter), bits 5-7 zero
     4     CRC32 of the quantised latent symbols                     [I]
     1     k = number of streams, 1..16                              [B]
     v*k   length of each stream in bytes, 0..2**32-1
@@ -47,7 +49,9 @@ file. Layout of format version 1 (fixed offsets, ``n`` = name length)::
     32+n+4k 4     CRC32 of all the bytes above, magic included [I]
     36+n+4k       the k streams, concatenated; nothing may follow them
 
-Version 1 has no orientation field: its images were coded as they are (orientation 0).
+Version 1 has no orientation field and no post-filter flag: its images were coded as
+they are (orientation 0) and decode without a post-filter. Decoders older than the
+post-filter flag refuse streams that set it ("unknown header flags").
 In both versions the header CRC is checked before any field value is interpreted (only
 the lengths needed to find the CRC are read first, and those are bounded), so a corrupted
 header is reported as such, and nothing is ever sliced or allocated from a number that
@@ -102,7 +106,8 @@ _V1_FIXED = struct.Struct(">8sHHIIBIB")  # fingerprint .. number of streams
 _V2_TAIL = struct.Struct(">BIB")  # flags, symbol crc, number of streams
 _FLAG_PAD_ZERO = 0x01
 _ORIENTATION_SHIFT = 1
-_UNUSED_FLAGS = 0xF0
+_FLAG_POST_FILTERED = 0x10
+_UNUSED_FLAGS = 0xE0
 _U32 = struct.Struct(">I")
 _FINGERPRINT_BYTES = 8
 _VARINT_MAX_BYTES = 5  # enough for any value below 2**35, so for every 32-bit field
@@ -137,6 +142,9 @@ class Header:
             it is given. :func:`unpack` always returns it filled.
         orientation: Which of the eight orientations the image was coded in, 0…7
             (orientation.py); 0 = as it is. Version 1 can only store 0.
+        post_filtered: 1 if the decoder must apply the post-filter trained for these
+            weights (layers/post_filter.py) to the synthesis, else 0. Version 1 can
+            only store 0.
         model_name: Registry name of the model, 1…64 bytes of UTF-8. Only format
             version 1 stores it (and requires it); version 2 leaves it None, since the
             fingerprint already identifies the weights.
@@ -155,6 +163,7 @@ class Header:
     stream_lengths: tuple[int, ...] = ()
     orientation: int = 0
     model_name: str | None = None
+    post_filtered: int = 0
 
     def __post_init__(self) -> None:
         problem = _header_problem(self, allow_no_streams=True)
@@ -194,9 +203,10 @@ def _header_problem(header: Header, allow_no_streams: bool) -> str | None:
         header.pad_mode,
         header.symbols_crc32,
         header.orientation,
+        header.post_filtered,
     )
     if not all(_is_int(v) for v in ints):
-        return "sizes, pad mode, orientation and crc must be integers"
+        return "sizes, pad mode, orientation, post-filter flag and crc must be integers"
     for name_, size in (("height", header.height), ("width", header.width)):
         if not 1 <= size <= MAX_SIDE:
             return f"{name_} {size} out of range 1..{MAX_SIDE}"
@@ -214,6 +224,8 @@ def _header_problem(header: Header, allow_no_streams: bool) -> str | None:
         return f"unknown pad mode {header.pad_mode}"
     if not 0 <= header.orientation <= 7:
         return f"orientation {header.orientation} out of range 0..7"
+    if header.post_filtered not in (0, 1):
+        return f"post-filter flag {header.post_filtered} is not 0 or 1"
     if not 0 <= header.symbols_crc32 <= 0xFFFFFFFF:
         return "symbol crc32 out of range"
     lengths = header.stream_lengths
@@ -287,7 +299,11 @@ def _pack_v2(header: Header) -> bytes:
         header.padded_width - header.width,
     )
     lengths = header.stream_lengths
-    flags = header.pad_mode * _FLAG_PAD_ZERO | header.orientation << _ORIENTATION_SHIFT
+    flags = (
+        header.pad_mode * _FLAG_PAD_ZERO
+        | header.orientation << _ORIENTATION_SHIFT
+        | header.post_filtered * _FLAG_POST_FILTERED
+    )
     return b"".join(
         [
             _PREFIX.pack(MAGIC, 2),
@@ -311,7 +327,7 @@ def pack(
             them.
         version: Format version to write (see the module docstring): 2 (the default)
             stores no model name and needs ``header.model_name`` None; 1 needs it set
-            and can only store orientation 0.
+            and can only store orientation 0 and no post-filter flag.
 
     Returns:
         The container bytes.
@@ -327,6 +343,8 @@ def pack(
         raise ValueError("format version 1 needs the model name")
     if version == 1 and header.orientation != 0:
         raise ValueError("format version 1 cannot store an orientation")
+    if version == 1 and header.post_filtered:
+        raise ValueError("format version 1 cannot store the post-filter flag")
     if version == 2 and header.model_name is not None:
         raise ValueError("format version 2 stores no model name: leave it None")
     streams = list(streams)
@@ -414,6 +432,7 @@ def _parse_v2(data: memoryview) -> tuple[dict, int]:
         padded_width=width + pad_w,
         pad_mode=flags & _FLAG_PAD_ZERO,
         orientation=(flags >> _ORIENTATION_SHIFT) & 7,
+        post_filtered=int(bool(flags & _FLAG_POST_FILTERED)),
         symbols_crc32=sym_crc,
         stream_lengths=tuple(lengths),
     )
@@ -459,6 +478,7 @@ def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
     header = object.__new__(Header)
     object.__setattr__(header, "model_name", None)
     object.__setattr__(header, "orientation", 0)
+    object.__setattr__(header, "post_filtered", 0)
     for key, value in fields.items():
         object.__setattr__(header, key, value)
     problem = _header_problem(header, allow_no_streams=False)

@@ -1,0 +1,102 @@
+"""`llic encode/decode/eval` with a post-filter file."""
+
+import itertools
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+import llic_jax
+from llic_jax.cli import main
+from llic_jax.coding import codec
+from llic_jax.layers.post_filter import PostFilter
+from llic_jax.post_filter_weights import load_post_filter, save_post_filter
+
+
+@pytest.fixture
+def png(tmp_path, photo):
+    path = tmp_path / "in.png"
+    Image.fromarray(np.ascontiguousarray(photo[:40, :56])).save(path)
+    return path
+
+
+def _filter_file(path, fingerprint):
+    module = PostFilter(width=8, blocks=1)
+    params = module.init(jax.random.key(0), np.zeros((1, 8, 8, 3), np.float32))["params"]
+    save_post_filter(path, module, jax.tree.map(lambda p: p + 0.01, params), fingerprint)
+    return path
+
+
+@pytest.fixture
+def filter_file(tmp_path, small_weights_file):
+    variables = llic_jax.load_weights(small_weights_file)[1]
+    return _filter_file(tmp_path / "f.safetensors", codec.fingerprint(variables))
+
+
+def test_a_post_filtered_stream_decodes_with_its_filter_only(
+    tmp_path, png, small_weights_file, filter_file, capsys, monkeypatch
+):
+    # An untrained filter rarely helps: make the encoder's comparison prefer it, so
+    # that the flag is set (the comparison itself: tests/coding/post_filter_coding_test.py).
+    preference = itertools.cycle([0, 1])  # filtered first, then unfiltered
+    monkeypatch.setattr(codec, "_sse", lambda *_: next(preference))
+    stream, out = tmp_path / "x.llic", tmp_path / "out.png"
+    weights = ["--weights", str(small_weights_file)]
+    assert main(["encode", str(png), str(stream), *weights,
+                 "--post-filter", str(filter_file)]) == 0  # fmt: skip
+    assert "post-filtered" in capsys.readouterr().out
+    assert main(["decode", str(stream), str(out), *weights]) == 1
+    err = capsys.readouterr().err
+    assert "needs the post-filter" in err and not out.exists()
+    assert main(["decode", str(stream), str(out), *weights,
+                 "--post-filter", str(filter_file)]) == 0  # fmt: skip
+    model, variables = llic_jax.load_weights(small_weights_file)
+    expected = llic_jax.decompress(
+        model, variables, stream.read_bytes(), post_filter=load_post_filter(filter_file)
+    )
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
+    unfiltered = llic_jax.decompress(
+        model, variables, llic_jax.compress(model, variables, np.asarray(Image.open(png)))
+    )
+    assert not np.array_equal(expected, unfiltered)
+
+
+def test_filters_of_other_weights_or_other_files_are_refused(
+    tmp_path, png, small_weights_file, capsys
+):
+    stream = tmp_path / "x.llic"
+    stranger = _filter_file(tmp_path / "other.safetensors", b"\1" * 8)
+    weights = ["--weights", str(small_weights_file)]
+    assert main(["encode", str(png), str(stream), *weights,
+                 "--post-filter", str(stranger)]) == 1  # fmt: skip
+    assert "trained for other weights" in capsys.readouterr().err
+    assert main(["encode", str(png), str(stream), *weights,
+                 "--post-filter", str(small_weights_file)]) == 1  # fmt: skip
+    assert "not a post-filter file" in capsys.readouterr().err
+    assert not stream.exists()
+
+
+def test_eval_needs_one_filter_per_weights_file(
+    tmp_path, png, small_weights_file, filter_file, capsys
+):
+    out = tmp_path / "r.json"
+    assert main(["eval", "--weights", str(small_weights_file), str(small_weights_file),
+                 "--data", str(png.parent), "--out", str(out),
+                 "--post-filter", str(filter_file)]) == 1  # fmt: skip
+    assert "one file per weights file" in capsys.readouterr().err and not out.exists()
+
+
+def test_eval_records_where_the_filter_was_used(
+    tmp_path, png, small_weights_file, filter_file, capsys
+):
+    import json
+
+    out = tmp_path / "r.json"
+    assert main(["eval", "--weights", str(small_weights_file), "--data", str(png.parent),
+                 "--out", str(out), "--post-filter", str(filter_file), "--quiet"]) == 0  # fmt: skip
+    assert "post-filtered: " in capsys.readouterr().out
+    document = json.loads(out.read_text())
+    (row,) = document["points"][0]["images"]
+    assert row["post_filtered"] in (0, 1) and row["bit_exact"]
+    assert "post-filter" in document["description"]
