@@ -74,3 +74,40 @@ def test_the_cli_decodes_with_the_bundled_model_that_made_the_stream(
     assert decoded.shape == crop.shape and psnr(crop, decoded) > 20
     assert main(["encode", str(png), str(stream), "--quality", "9"]) == 1
     assert "no bundled model of quality 9" in capsys.readouterr().err
+
+
+def test_bundled_post_filters_serve_bundled_models_within_the_size_budget():
+    from llic_jax.post_filter_weights import ASSETS, BUNDLED_SUFFIX, bundled_post_filter
+    from llic_jax.weights import read_safetensors_metadata
+
+    filters = sorted(ASSETS.glob("*" + BUNDLED_SUFFIX))
+    assert filters, "the default model ships with a post-filter"
+    fingerprints = {read_metadata(bundled_path(q))["fingerprint"] for q in BUNDLED}
+    for path in filters:
+        served = read_safetensors_metadata(path)["codec_fingerprint"]
+        assert served in fingerprints
+        assert (
+            bundled_post_filter(bytes.fromhex(served)).codec_fingerprint.hex() == served
+        )
+    models = sum(bundled_path(q).stat().st_size for q in BUNDLED)
+    assert models + sum(path.stat().st_size for path in filters) <= 40e6
+
+
+def test_the_default_models_post_filter_improves_a_photo_it_never_saw(bundled, photo):
+    from llic_jax.coding import container
+    from llic_jax.coding.codec import fingerprint
+    from llic_jax.metrics import psnr
+    from llic_jax.post_filter_weights import bundled_post_filter
+
+    model, variables = bundled
+    post_filter = bundled_post_filter(fingerprint(variables))
+    img = np.ascontiguousarray(photo[100:228, 200:328])  # kodim23: not in bsds300
+    plain = encode(model, variables, img)
+    filtered = encode(model, variables, img, post_filter=post_filter)
+    assert container.unpack(filtered.blob)[0].post_filtered == 1
+    assert len(filtered.blob) == len(plain.blob)
+    assert psnr(img, filtered.reconstruction) > psnr(img, plain.reconstruction) + 0.05
+    decoded = llic_jax.decompress(
+        model, variables, filtered.blob, post_filter=post_filter
+    )
+    np.testing.assert_array_equal(decoded, filtered.reconstruction)
