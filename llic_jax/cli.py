@@ -316,8 +316,13 @@ def _eval_settings(args, images, runs) -> dict:
         "container_version": FORMAT_VERSION,
         "refinement": [None if r is None else dataclasses.asdict(r) for r in refinements],
         "orientation_lmbda": list(orientation_lmbdas),
-        "post_filter": [None if f is None else f.digest() for f in filters],
-    }
+    } | (
+        # Only with a filter, so that runs without one still resume journals of versions
+        # from before the post-filter.
+        {"post_filter": [None if f is None else f.digest() for f in filters]}
+        if any(f is not None for f in filters)
+        else {}
+    )
 
 
 def cmd_bench(args) -> None:

@@ -100,3 +100,42 @@ def test_eval_records_where_the_filter_was_used(
     (row,) = document["points"][0]["images"]
     assert row["post_filtered"] in (0, 1) and row["bit_exact"]
     assert "post-filter" in document["description"]
+
+
+def test_the_eval_journal_keys_on_the_filter_and_only_when_there_is_one(
+    tmp_path, photo, small_weights_file, filter_file, monkeypatch, capsys
+):
+    import json
+
+    from llic_jax.eval_journal import EvalJournal
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, top in (("a.png", 0), ("b.png", 100)):
+        Image.fromarray(np.ascontiguousarray(photo[top : top + 24, :32])).save(
+            folder / name
+        )
+    out = tmp_path / "r.json"
+    args = ["eval", "--weights", str(small_weights_file), "--data", str(folder),
+            "--out", str(out), "--quiet"]  # fmt: skip
+    record = EvalJournal.record
+
+    def interrupted_after_the_first_image(self, index, row):
+        record(self, index, row)
+        raise KeyboardInterrupt
+
+    journal = tmp_path / "r.json.partial"
+    for extra in (["--no-post-filter"], ["--post-filter", str(filter_file)]):
+        journal.unlink(missing_ok=True)
+        with monkeypatch.context() as patch:
+            patch.setattr(EvalJournal, "record", interrupted_after_the_first_image)
+            assert main([*args, *extra]) == 130
+        settings = json.loads(journal.read_text().splitlines()[0])["settings"]
+        # Without a filter the settings are those of versions before it (old journals
+        # still resume); with one they name its digest.
+        assert ("post_filter" in settings) == (extra[0] == "--post-filter")
+    capsys.readouterr()
+    assert main([*args, "--no-post-filter", "--resume"]) == 1
+    assert "other settings (post_filter)" in capsys.readouterr().err
+    assert main([*args, "--post-filter", str(filter_file), "--resume"]) == 0
+    assert "1 of 2 images from" in capsys.readouterr().out
