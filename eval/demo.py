@@ -14,7 +14,6 @@ import numpy as np
 
 import llic_jax
 from llic_jax.cli import read_image
-from llic_jax.coding import container
 from llic_jax.coding.codec import encode, fingerprint
 from llic_jax.metrics import psnr
 from llic_jax.post_filter_weights import bundled_post_filter
@@ -53,7 +52,6 @@ def main(argv=None):
         )
     )
     estimate, bits = llic_jax.reconstruct(model, variables, img)
-    filtered = container.unpack(blob)[0].post_filtered
     h, w = img.shape[:2]
     rows = [
         ("image", f"{args.image} ({w}x{h})"),
@@ -64,7 +62,7 @@ def main(argv=None):
         (
             "post-filter",
             "applied"
-            if filtered
+            if encoded.post_filtered
             else "none bundled"
             if post_filter is None
             else "not needed",

@@ -144,7 +144,7 @@ def cmd_encode(args) -> None:
 
         orientation = choose_orientation(model, variables, img, orientation_lmbda)
     try:
-        blob = encode(
+        encoded = encode(
             model,
             variables,
             img,
@@ -152,18 +152,18 @@ def cmd_encode(args) -> None:
             orientation=orientation,
             progress=not args.quiet,
             post_filter=post_filter,
-        ).blob
+        )
     except NotImplementedError as e:  # a model without a relaxed forward
         raise CliError(str(e)) from None
     seconds = time.perf_counter() - start
+    blob = encoded.blob
     write_atomically(args.output, lambda tmp: Path(tmp).write_bytes(blob))
     h, w = img.shape[:2]
     turned = f", orientation {orientation}" if args.orient else ""
     if post_filter is not None:
-        from llic_jax.coding import container
-
-        used = container.unpack(blob)[0].post_filtered
-        turned += ", post-filtered" if used else ", post-filter not needed"
+        turned += (
+            ", post-filtered" if encoded.post_filtered else ", post-filter not needed"
+        )
     print(f"{args.output}: {len(blob)} bytes, {8 * len(blob) / (h * w):.4f} bpp "
           f"({w}x{h}, {model.model_name}{turned}, {seconds:.2f} s)")  # fmt: skip
 
@@ -231,13 +231,13 @@ def cmd_eval(args) -> None:
         raise CliError("--post-filter needs real coding: drop --entropy-estimation")
     filters = args.post_filter or [None] * len(weights)
     # Every option checked before the journal starts, so that bad ones leave no journal.
+    no_filter = args.no_post_filter or args.entropy_estimation
     runs = []
     for path, filter_path in zip(weights, filters, strict=True):
         model, variables = _load(path)
-        disabled = args.no_post_filter or args.entropy_estimation
         runs.append((path, model, variables, _refinement(args, path),
                      _orientation_lmbda(args, path),
-                     _post_filter(filter_path, variables, disabled)))  # fmt: skip
+                     _post_filter(filter_path, variables, no_filter)))  # fmt: skip
     journal = EvalJournal.start(
         journal_path(args.out), _eval_settings(args, images, runs), args.resume
     )

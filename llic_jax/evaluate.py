@@ -116,7 +116,6 @@ def evaluate_model(
         coding only; rows record `post_filtered`).
     """
     import llic_jax
-    from llic_jax.coding import container
     from llic_jax.coding.codec import encode, padded_size
     from llic_jax.coding.orientation import choose_orientation, orient
 
@@ -176,7 +175,7 @@ def evaluate_model(
             row["bpp"] = 8 * len(encoded.blob) / (h * w)
             row["bit_exact"] = bool(np.array_equal(decoded, encoded.reconstruction))
             if post_filter is not None:
-                row["post_filtered"] = container.unpack(encoded.blob)[0].post_filtered
+                row["post_filtered"] = int(encoded.post_filtered)
             bits = encoded.estimated_bits
         row["estimated_bits"] = float(bits)
         row["estimated_bpp"] = float(bits) / (h * w)

@@ -57,6 +57,7 @@ class Encoded:
     # the eval-mode forward estimates, for the symbols this stream actually carries.
     # None unless `encode(..., estimate=True)`.
     estimated_bits: float | None = None
+    post_filtered: bool = False  # the header's flag: the decoder applies the post-filter
 
 
 def as_rgb(img: np.ndarray) -> np.ndarray:
@@ -210,7 +211,8 @@ def encode(
     tables = _tables(variables)
     params = variables["params"]
     fns = _functions(model)
-    x, (h, w) = pad_image(model, orient(as_rgb(img), orientation))
+    img = as_rgb(img)
+    x, (h, w) = pad_image(model, orient(img, orientation))
     with phase(times, "network"):
         y, z = fns["analysis"](params, x)
         if refinement is not None:
@@ -283,12 +285,12 @@ def encode(
     with phase(times, "coding"):
         streams = [z_coder.finish(), y_coder.finish()]
     blob = container.pack(header, streams)
-    return Encoded(blob, reconstruction, symbols, estimated_bits)
+    return Encoded(blob, reconstruction, symbols, estimated_bits, bool(post_filtered))
 
 
-def _sse(a: np.ndarray, img: np.ndarray) -> int:
-    """Sum of squared differences of two uint8 images (gray `img` as RGB)."""
-    return int(np.sum((a.astype(np.int64) - as_rgb(img).astype(np.int64)) ** 2))
+def _sse(a: np.ndarray, b: np.ndarray) -> int:
+    """Sum of squared differences of two uint8 images of the same shape."""
+    return int(np.sum((a.astype(np.int64) - b.astype(np.int64)) ** 2))
 
 
 def compress(
