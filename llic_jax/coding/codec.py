@@ -202,7 +202,8 @@ def encode(
     stderr. `orientation` (0…7, coding/orientation.py) codes the image rotated and/or
     mirrored; the decoder turns it back (`orientation.choose_orientation` finds the
     cheapest). `post_filter`, trained for these weights, is applied when it brings the
-    reconstruction closer to `img` (module docstring).
+    reconstruction closer to `img` (module docstring); a refinement then optimises the
+    latents for the filtered reconstruction.
     """
     if post_filter is not None and post_filter.codec_fingerprint != fingerprint(
         variables
@@ -217,8 +218,9 @@ def encode(
         y, z = fns["analysis"](params, x)
         if refinement is not None:
             (y, z), _ = refine_latents(
-                model, params, x, (h, w), y, z, refinement, progress=progress
-            )
+                model, params, x, (h, w), y, z, refinement,
+                progress=progress, post_filter=post_filter,
+            )  # fmt: skip
         y, z = jax.device_get((y, z))
 
     with phase(times, "coding"):

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 import llic_jax
-from llic_jax.coding.codec import encode, pad_image
-from llic_jax.coding.latent_refinement import Refinement, refine_latents
+from llic_jax.coding.codec import encode, fingerprint, pad_image
+from llic_jax.coding.latent_refinement import Refinement, _rd_cost, refine_latents
+from llic_jax.layers.post_filter import PostFilter
+from llic_jax.post_filter_weights import LoadedPostFilter
 
 # One schedule for every test that compiles a refinement: compiled once per model.
 SHORT = Refinement(lmbda=0.01, steps=4, learning_rate=2e-2)
@@ -51,6 +53,36 @@ def test_refinement_lowers_the_rd_cost_and_decodes_bit_exactly(photo, make_small
     )
     # Deterministic: the Gumbel noise is seeded.
     assert llic_jax.compress(model, variables, img, refinement=SHORT) == refined.blob
+
+
+def test_with_a_post_filter_the_distortion_is_measured_after_it(photo, make_small_model):
+    model, variables = make_small_model("mbt2018-mean")
+    img = _crop(photo)
+    x, size = pad_image(model, img)
+    params = variables["params"]
+    y, z = model.apply({"params": params}, x, method="analysis")
+    module = PostFilter(width=8, blocks=1)
+    filter_params = module.init(jax.random.key(0), x)["params"]
+    filter_params = jax.tree.map(lambda p: p + 0.01, filter_params)  # not the identity
+    post_filter = LoadedPostFilter(module, filter_params, fingerprint(variables))
+
+    (y_filtered, _), costs = refine_latents(
+        model, params, x, size, y, z, SHORT, post_filter=post_filter
+    )
+    (y_plain, _), plain_costs = refine_latents(model, params, x, size, y, z, SHORT)
+    weight = jnp.ones(x.shape[:3] + (1,), x.dtype)  # the crop fills its padded size
+    assert x.shape[1:3] == size
+    after_filter = _rd_cost(
+        model, params, y, z, x, weight, SHORT.lmbda, jnp.round, (module, filter_params)
+    )
+    assert costs["cost_before"] == pytest.approx(float(after_filter), rel=1e-5)
+    assert costs["cost_before"] != pytest.approx(plain_costs["cost_before"], rel=1e-3)
+    assert costs["cost_after"] < costs["cost_before"]
+    assert not np.array_equal(y_filtered, y_plain)
+
+    encoded = encode(model, variables, img, refinement=SHORT, post_filter=post_filter)
+    decoded = llic_jax.decompress(model, variables, encoded.blob, post_filter=post_filter)
+    np.testing.assert_array_equal(decoded, encoded.reconstruction)
 
 
 def test_refinement_that_does_not_pay_keeps_the_analysis_latents(photo, make_small_model):
