@@ -32,26 +32,21 @@ def test_bundled_weights_load_with_tables(bundled):
     assert set(variables["tables"]) == {"y", "z"}
 
 
-@pytest.mark.parametrize("size", [(1, 1), (17, 31), (64, 64), (500, 500)])
-def test_round_trip_on_the_sample_photo(bundled, photo, size):
+# Tiny sizes share one padded shape (one compilation); the BSDS photo is a real photo
+# at full size, of a shape that is no multiple of anything.
+@pytest.mark.parametrize("size", [(1, 1), (17, 31), (64, 64), "bsds"])
+def test_round_trip_on_real_photos(bundled, photo, bsds_photo, size):
     model, variables = bundled
-    img = np.ascontiguousarray(photo[: size[0], : size[1]])
+    crop = size != "bsds"  # else the whole 481 x 321 photo
+    img = np.ascontiguousarray(photo[: size[0], : size[1]]) if crop else bsds_photo
     encoded = encode(model, variables, img)
     decoded = llic_jax.decompress(model, variables, encoded.blob)
     np.testing.assert_array_equal(decoded, encoded.reconstruction)
     forward, bits = llic_jax.reconstruct(model, variables, img)
     assert (np.abs(forward.astype(int) - decoded.astype(int)) <= 1).mean() >= 0.999
-    if size == (500, 500):
+    if size == "bsds":
         # Real bits (container included) within 1% + 100 bytes of the estimate.
         assert 8 * len(encoded.blob) <= bits * 1.01 + 800
-
-
-def test_round_trip_on_a_bsds_photo(bundled, bsds_photo):
-    model, variables = bundled
-    encoded = encode(model, variables, bsds_photo)
-    np.testing.assert_array_equal(
-        llic_jax.decompress(model, variables, encoded.blob), encoded.reconstruction
-    )
 
 
 def test_the_cli_decodes_with_the_bundled_model_that_made_the_stream(
@@ -101,7 +96,8 @@ def test_the_default_models_post_filter_improves_a_photo_it_never_saw(bundled, p
 
     model, variables = bundled
     post_filter = bundled_post_filter(fingerprint(variables))
-    img = np.ascontiguousarray(photo[100:228, 200:328])  # kodim23: not in bsds300
+    # kodim23 (not in bsds300); 64 x 64 is compiled for the round trips already
+    img = np.ascontiguousarray(photo[96:160, 384:448])
     plain = encode(model, variables, img)
     filtered = encode(model, variables, img, post_filter=post_filter)
     assert container.unpack(filtered.blob)[0].post_filtered == 1
