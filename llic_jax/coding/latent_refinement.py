@@ -214,12 +214,12 @@ def refine_latents(
     """
     h, w = size
     weight = jnp.zeros(x.shape[:3] + (1,), x.dtype).at[:, :h, :w].set(1.0)
-    if post_filter is None:
-        init, step, choose = _refine_fns(model)
-        params = (params, None)
-    else:
-        init, step, choose = _refine_fns(model, post_filter.module)
-        params = (params, post_filter.params)
+    # One cache key per (model, filter architecture), None included, whichever the caller.
+    filter_module, filter_params = (
+        (None, None) if post_filter is None else (post_filter.module, post_filter.params)
+    )
+    init, step, choose = _refine_fns(model, filter_module)
+    params = (params, filter_params)
     schedule = refinement._traced()
     latents = start = (y, z)
     state = init(start)
