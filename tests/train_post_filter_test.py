@@ -96,6 +96,67 @@ def test_a_workdir_of_other_settings_is_refused(
     assert "other settings (lr)" in capsys.readouterr().err
 
 
+def _filter_file(path, fingerprint: bytes, seed: int = 1):
+    from llic_jax.layers.post_filter import PostFilter
+    from llic_jax.post_filter_weights import save_post_filter
+
+    module = PostFilter(width=8, blocks=1)
+    params = module.init(jax.random.PRNGKey(seed), np.zeros((1, 8, 8, 3)))["params"]
+    # A non-zero head, so that the filter is not the identity a fresh one would be.
+    params = jax.tree.map(lambda p: p + 0.01, params)
+    save_post_filter(path, module, params, fingerprint)
+    return load_post_filter(path)
+
+
+def test_init_starts_from_a_trained_filter_of_other_weights(
+    tmp_path, photos, small_weights_file, capsys
+):
+    init = _filter_file(tmp_path / "init.safetensors", b"\x01" * 8)
+    workdir = tmp_path / "wd"
+    argv = ["--workdir", str(workdir), "--data", str(photos), "--weights",
+            str(small_weights_file), "--steps", "3", "--warmup", "1", "--batch", "2",
+            "--patch", "16", "--init", str(tmp_path / "init.safetensors")]  # fmt: skip
+    assert post_filter.main([*argv, "--lr", "0"]) == 0
+    assert "trained for other weights (0101010101010101)" in capsys.readouterr().out
+    # With a zero learning rate the state is the init's parameters, unchanged.
+    for x, y in zip(
+        _leaves(_state(workdir)["params"]), _leaves(init.params), strict=True
+    ):
+        np.testing.assert_array_equal(x, y)
+    settings = json.loads((workdir / "settings.json").read_text())
+    assert settings["init"] == f"init.safetensors:{init.digest()}"
+    assert (settings["width"], settings["blocks"]) == (8, 1)
+
+    out = tmp_path / "out.safetensors"
+    assert post_filter.main(["--workdir", str(workdir), "--export", str(out)]) == 0
+    from llic_jax.weights import read_safetensors_metadata
+
+    assert read_safetensors_metadata(out)["init"] == settings["init"]
+    assert load_post_filter(out).codec_fingerprint != init.codec_fingerprint
+
+    # Another init for the same workdir is another run.
+    _filter_file(tmp_path / "init.safetensors", b"\x01" * 8, seed=2)
+    assert post_filter.main([*argv, "--lr", "0"]) == 1
+    assert "other settings (init)" in capsys.readouterr().err
+
+
+def test_init_and_an_explicit_width_are_refused(tmp_path, photos, capsys):
+    argv = ["--workdir", str(tmp_path), "--data", str(photos), "--init", "f.safetensors",
+            "--width", "32"]  # fmt: skip
+    with pytest.raises(SystemExit):
+        post_filter.main(argv)
+    assert "--init takes the filter's width" in capsys.readouterr().err
+
+
+def test_an_init_that_is_not_a_filter_fails_cleanly(
+    tmp_path, photos, small_weights_file, capsys
+):
+    argv = ["--workdir", str(tmp_path / "wd"), "--data", str(photos), "--weights",
+            str(small_weights_file), "--init", str(small_weights_file)]  # fmt: skip
+    assert post_filter.main(argv) == 1
+    assert "not a post-filter file" in capsys.readouterr().err
+
+
 def test_export_without_a_trained_filter_fails_cleanly(tmp_path, capsys):
     out = tmp_path / "f.safetensors"
     assert post_filter.main(["--workdir", str(tmp_path), "--export", str(out)]) == 1

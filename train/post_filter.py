@@ -1,7 +1,8 @@
 r"""Trains a `PostFilter` on a frozen codec's reconstructions; resumable, CPU-sized.
 
   python -m train.post_filter --quality 3 --data bsds300 --workdir WD --steps 8000 \\
-      [--val kodak24] [--weights W.safetensors] [--budget-s SECONDS]
+      [--val kodak24] [--weights W.safetensors] [--init FILTER.safetensors] \\
+      [--budget-s SECONDS]
   python -m train.post_filter --workdir WD --export q3-filter.safetensors [--float16]
 
 First it codes every photo of `--data` (and of `--val`) once with the codec's eval-mode
@@ -15,6 +16,10 @@ every `--save-every` steps and at the end, and a later call with the same workdi
 on from it (a killed run loses at most `--save-every` steps); `WD/log.jsonl` gets the
 mean loss every 100 steps and, with `--val`, the PSNR (8-bit RGB, per image, then
 averaged) of the filtered and unfiltered reconstructions every `--eval-every` steps.
+
+`--init` starts from a trained filter instead of the identity (its width and blocks):
+to go on training one with a fresh schedule, or to adapt a filter to retrained weights
+(whose reconstructions differ a little), which needs far fewer steps than from scratch.
 """
 
 import argparse
@@ -40,8 +45,9 @@ def _parse(argv):
     p.add_argument("--patch", type=int, default=96)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=50)
-    p.add_argument("--width", type=int, default=48)
-    p.add_argument("--blocks", type=int, default=4)
+    p.add_argument("--width", type=int, help="filter channels (default: 48)")
+    p.add_argument("--blocks", type=int, help="residual blocks (default: 4)")
+    p.add_argument("--init", type=Path, help="start from this trained filter")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--eval-every", type=int, default=1000)
@@ -55,6 +61,13 @@ def _parse(argv):
         p.error("--data is needed to train (or --export to write a trained filter)")
     if min(args.steps, args.batch, args.patch, args.save_every, args.eval_every) < 1:
         p.error("--steps, --batch, --patch, --save-every, --eval-every must be ≥ 1")
+    if args.init is not None and (args.width or args.blocks):
+        p.error("--init takes the filter's width and blocks from its file")
+    if args.init is None:
+        args.width = 48 if args.width is None else args.width
+        args.blocks = 4 if args.blocks is None else args.blocks
+        if min(args.width, args.blocks) < 1:
+            p.error("--width and --blocks must be ≥ 1")
     if not 0 <= args.warmup < args.steps:
         p.error("--warmup must be ≥ 0 and below --steps")
     if args.patch % 2:
@@ -73,13 +86,15 @@ def _load_codec(args):
 
 def code_folder(model, variables, folder) -> list[tuple[np.ndarray, np.ndarray]]:
     """(photo uint8 [H, W, 3], eval-mode reconstruction float16 [H, W, 3] in [0, 1])."""
+    import jax
     from PIL import Image
 
-    from llic_jax.api import _eval_forward_fn
     from llic_jax.coding.codec import pad_image
     from llic_jax.data import list_images
 
-    forward = _eval_forward_fn(model)
+    forward = jax.jit(
+        lambda params, x: model.apply({"params": params}, x, method="eval_forward")
+    )
     pairs = []
     for path in list_images(folder):
         with Image.open(path) as im:
@@ -155,10 +170,32 @@ def evaluate(apply, params, pairs) -> tuple[float, float]:
     return float(np.mean(base)), float(np.mean(filtered))
 
 
-def _settings(args, fingerprint: bytes) -> dict:
+def _settings(args, fingerprint: bytes, init) -> dict:
     keys = ("steps", "batch", "patch", "lr", "warmup", "width", "blocks", "seed")
-    return {"codec_fingerprint": fingerprint.hex(), "data": str(Path(args.data).resolve()),
-            **{k: getattr(args, k) for k in keys}}  # fmt: skip
+    settings = {"codec_fingerprint": fingerprint.hex(),
+                "data": str(Path(args.data).resolve()),
+                **{k: getattr(args, k) for k in keys}}  # fmt: skip
+    if init is not None:  # absent otherwise, so workdirs from before --init still resume
+        settings["init"] = f"{args.init.name}:{init.digest()}"
+    return settings
+
+
+def _load_init(args, fingerprint: bytes):
+    """The `--init` filter (setting args.width and args.blocks from it), or None."""
+    if args.init is None:
+        return None
+    from llic_jax.post_filter_weights import load_post_filter
+    from llic_jax.weights import WeightsError
+
+    try:
+        init = load_post_filter(args.init)
+    except WeightsError as e:
+        raise ValueError(str(e)) from None
+    args.width, args.blocks = init.module.width, init.module.blocks
+    if init.codec_fingerprint != fingerprint:
+        print(f"{args.init.name} was trained for other weights "
+              f"({init.codec_fingerprint.hex()}): adapting it to {fingerprint.hex()}")  # fmt: skip
+    return init
 
 
 def train(args) -> None:
@@ -174,7 +211,8 @@ def train(args) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     codec = _load_codec(args)
     fingerprint = codec_fingerprint(codec[1])
-    settings = _settings(args, fingerprint)
+    init = _load_init(args, fingerprint)
+    settings = _settings(args, fingerprint, init)
     settings_path = args.workdir / "settings.json"
     if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
         old = json.loads(settings_path.read_text())
@@ -203,7 +241,11 @@ def train(args) -> None:
         0.0, args.lr, args.warmup, args.steps, end_value=args.lr * 0.01
     )
     optimiser = optax.adam(schedule)
-    params = module.init(jax.random.PRNGKey(args.seed), jnp.zeros((1, 8, 8, 3)))["params"]
+    if init is None:
+        params = module.init(jax.random.PRNGKey(args.seed), jnp.zeros((1, 8, 8, 3)))
+        params = params["params"]
+    else:
+        params = jax.tree.map(jnp.asarray, init.params)
     state = {"params": params, "opt": optimiser.init(params), "step": 0, "sampler": ""}
     state_path = args.workdir / "state.msgpack"
     if state_path.exists():
@@ -284,6 +326,8 @@ def export(args) -> None:
         "lr": str(settings["lr"]),
         "crops": f"{settings['batch']} x {settings['patch']}^2",
     }
+    if "init" in settings:  # the steps above come on top of this filter's
+        extra["init"] = settings["init"]
     save_post_filter(args.export, module, params, bytes.fromhex(settings["codec_fingerprint"]),
                      extra, "float16" if args.float16 else "float32")  # fmt: skip
     print(f"wrote {args.export} ({state['step']} steps)")
