@@ -29,6 +29,13 @@ def timed(fn, *args):
     return out, time.perf_counter() - start
 
 
+def _post_filter_status(applied: bool, post_filter) -> str:
+    if applied:
+        return "applied"
+    # The encoder keeps the unfiltered image when filtering would lower its PSNR.
+    return "none bundled" if post_filter is None else "not needed"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--image", default=str(SAMPLE))
@@ -37,10 +44,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     img = read_image(args.image)
-    if args.weights:
-        model, variables = llic_jax.load_weights(args.weights)
-    else:
-        model, variables = llic_jax.load_weights()
+    model, variables = llic_jax.load_weights(args.weights or None)
     weights_name = f"bundled, quality {DEFAULT_QUALITY} of {sorted(BUNDLED)}"
     post_filter = bundled_post_filter(fingerprint(variables))
     encoded, enc_s = timed(lambda: encode(model, variables, img, post_filter=post_filter))
@@ -59,14 +63,7 @@ def main(argv=None):
         ("stream", f"{args.out}: {len(blob)} bytes"),
         ("real bpp", f"{8 * len(blob) / (h * w):.4f}"),
         ("estimated bpp", f"{bits / (h * w):.4f}"),
-        (
-            "post-filter",
-            "applied"
-            if encoded.post_filtered
-            else "none bundled"
-            if post_filter is None
-            else "not needed",
-        ),  # fmt: skip
+        ("post-filter", _post_filter_status(encoded.post_filtered, post_filter)),
         ("PSNR", f"{psnr(img, decoded):.2f} dB"),
         ("PSNR without post-filter", f"{psnr(img, estimate):.2f} dB"),
         ("encode", f"{enc_s * 1e3:.0f} ms"),
