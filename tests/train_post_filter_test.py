@@ -168,3 +168,45 @@ def test_photos_smaller_than_the_patch_are_an_error(
 ):
     assert _run(tmp_path, photos, small_weights_file, "--patch", "64") == 1
     assert "no photo of at least 64²" in capsys.readouterr().err
+
+
+def test_grown_filter_computes_what_the_trained_one_did(tmp_path):
+    from llic_jax.layers.post_filter import PostFilter
+
+    trained = _filter_file(tmp_path / "f.safetensors", b"\x01" * 8)
+    grown = PostFilter(width=8, blocks=3)
+    params = post_filter.grown_params(grown, trained.params, jax.random.PRNGKey(5))
+    assert sorted(params) == ["block_0", "block_1", "block_2", "head", "stem"]
+    x_hat = np.random.default_rng(0).random((1, 16, 12, 3), dtype=np.float32)
+    before = PostFilter(width=8, blocks=1).apply({"params": trained.params}, x_hat)
+    after = grown.apply({"params": params}, x_hat)
+    np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-6)
+    assert np.abs(after - x_hat).max() > 1e-3  # not merely two identities
+    # The new blocks' first convolutions are not zero, so they can learn.
+    assert np.abs(params["block_1"]["conv_0"]["kernel"]).max() > 0
+
+
+def test_grow_blocks_deepens_the_init_filter(
+    tmp_path, photos, small_weights_file, capsys
+):
+    _filter_file(tmp_path / "init.safetensors", b"\x01" * 8)
+    workdir = tmp_path / "wd"
+    argv = ["--workdir", str(workdir), "--data", str(photos), "--weights",
+            str(small_weights_file), "--steps", "2", "--warmup", "1", "--batch", "2",
+            "--patch", "16", "--init", str(tmp_path / "init.safetensors")]  # fmt: skip
+    assert post_filter.main([*argv, "--grow-blocks", "2"]) == 0
+    settings = json.loads((workdir / "settings.json").read_text())
+    assert (settings["width"], settings["blocks"]) == (8, 3)
+    out = tmp_path / "out.safetensors"
+    assert post_filter.main(["--workdir", str(workdir), "--export", str(out)]) == 0
+    assert load_post_filter(out).module.blocks == 3
+    # The same workdir without the growth is another run.
+    assert post_filter.main(argv) == 1
+    assert "other settings (blocks)" in capsys.readouterr().err
+
+
+def test_grow_blocks_without_init_is_refused(tmp_path, photos, capsys):
+    argv = ["--workdir", str(tmp_path), "--data", str(photos), "--grow-blocks", "2"]
+    with pytest.raises(SystemExit):
+        post_filter.main(argv)
+    assert "--grow-blocks needs --init" in capsys.readouterr().err

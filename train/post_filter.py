@@ -1,8 +1,8 @@
 r"""Trains a `PostFilter` on a frozen codec's reconstructions; resumable, CPU-sized.
 
   python -m train.post_filter --quality 3 --data bsds300 --workdir WD --steps 8000 \\
-      [--val kodak24] [--weights W.safetensors] [--init FILTER.safetensors] \\
-      [--budget-s SECONDS]
+      [--val kodak24] [--weights W.safetensors] [--init FILTER.safetensors \\
+      [--grow-blocks N]] [--budget-s SECONDS]
   python -m train.post_filter --workdir WD --export q3-filter.safetensors [--float16]
 
 First it codes every photo of `--data` (and of `--val`) once with the codec's eval-mode
@@ -20,6 +20,8 @@ averaged) of the filtered and unfiltered reconstructions every `--eval-every` st
 `--init` starts from a trained filter instead of the identity (its width and blocks):
 to go on training one with a fresh schedule, or to adapt a filter to retrained weights
 (whose reconstructions differ a little), which needs far fewer steps than from scratch.
+`--grow-blocks N` deepens the `--init` filter by N residual blocks that start as the
+identity (`grown_params`), so a larger filter starts where the trained one stands.
 """
 
 import argparse
@@ -48,6 +50,12 @@ def _parse(argv):
     p.add_argument("--width", type=int, help="filter channels (default: 48)")
     p.add_argument("--blocks", type=int, help="residual blocks (default: 4)")
     p.add_argument("--init", type=Path, help="start from this trained filter")
+    p.add_argument(
+        "--grow-blocks",
+        type=int,
+        default=0,
+        help="with --init: append this many residual blocks, each starting as the identity",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--eval-every", type=int, default=1000)
@@ -63,6 +71,8 @@ def _parse(argv):
         p.error("--steps, --batch, --patch, --save-every, --eval-every must be ≥ 1")
     if args.init is not None and (args.width or args.blocks):
         p.error("--init takes the filter's width and blocks from its file")
+    if args.grow_blocks < 0 or (args.grow_blocks and args.init is None):
+        p.error("--grow-blocks needs --init and must be ≥ 0")
     if args.init is None:
         args.width = 48 if args.width is None else args.width
         args.blocks = 4 if args.blocks is None else args.blocks
@@ -191,11 +201,36 @@ def _load_init(args, fingerprint: bytes):
         init = load_post_filter(args.init)
     except WeightsError as e:
         raise ValueError(str(e)) from None
-    args.width, args.blocks = init.module.width, init.module.blocks
+    args.width = init.module.width
+    args.blocks = init.module.blocks + args.grow_blocks
     if init.codec_fingerprint != fingerprint:
         print(f"{args.init.name} was trained for other weights "
               f"({init.codec_fingerprint.hex()}): adapting it to {fingerprint.hex()}")  # fmt: skip
     return init
+
+
+def grown_params(module, trained: dict, key):
+    """`trained` (a filter with fewer blocks) inside `module`'s parameters.
+
+    The blocks `trained` lacks are appended after its own, before the head, with their
+    second convolution at zero: each starts as the identity, so the grown filter computes
+    exactly what `trained` did and training goes on from there (a function-preserving
+    deepening, as Net2Net's; Chen, Goodfellow, Shlens, ICLR 2016).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    params = dict(module.init(key, jnp.zeros((1, 8, 8, 3)))["params"])
+    if set(trained) - set(params):
+        raise ValueError(f"the --init filter has tensors a {module} lacks")
+    for name in params:
+        if name in trained:
+            params[name] = jax.tree.map(jnp.asarray, trained[name])
+        else:  # a new residual block
+            block = dict(params[name])
+            block["conv_1"] = jax.tree.map(jnp.zeros_like, block["conv_1"])
+            params[name] = block
+    return params
 
 
 def train(args) -> None:
@@ -245,7 +280,7 @@ def train(args) -> None:
         params = module.init(jax.random.PRNGKey(args.seed), jnp.zeros((1, 8, 8, 3)))
         params = params["params"]
     else:
-        params = jax.tree.map(jnp.asarray, init.params)
+        params = grown_params(module, init.params, jax.random.PRNGKey(args.seed))
     state = {"params": params, "opt": optimiser.init(params), "step": 0, "sampler": ""}
     state_path = args.workdir / "state.msgpack"
     if state_path.exists():
