@@ -210,7 +210,7 @@ def _load_init(args, fingerprint: bytes):
 
 
 def grown_params(module, trained: dict, key):
-    """`trained` (a filter with fewer blocks) inside `module`'s parameters.
+    """`trained` (a filter with as many blocks as `module` or fewer) in its parameters.
 
     The blocks `trained` lacks are appended after its own, before the head, with their
     second convolution at zero: each starts as the identity, so the grown filter computes
@@ -221,8 +221,9 @@ def grown_params(module, trained: dict, key):
     import jax.numpy as jnp
 
     params = dict(module.init(key, jnp.zeros((1, 8, 8, 3)))["params"])
-    if set(trained) - set(params):
-        raise ValueError(f"the --init filter has tensors a {module} lacks")
+    if extra := sorted(set(trained) - set(params)):
+        raise ValueError(f"the --init filter has {', '.join(extra)}, which a "
+                         f"{module.blocks}-block filter lacks")  # fmt: skip
     for name in params:
         if name in trained:
             params[name] = jax.tree.map(jnp.asarray, trained[name])
