@@ -137,6 +137,9 @@ def cmd_encode(args) -> None:
     refinement = _refinement(args, args.weights, args.quality)
     orientation_lmbda = _orientation_lmbda(args, args.weights, args.quality)
     post_filter = _post_filter(args.post_filter, variables, args.no_post_filter)
+    if args.filter_ensemble and post_filter is None:
+        raise CliError("--filter-ensemble needs a post-filter: none is bundled for "
+                       "these weights (give --post-filter FILE)")  # fmt: skip
     start = time.perf_counter()
     orientation = 0
     if orientation_lmbda is not None:
@@ -152,6 +155,7 @@ def cmd_encode(args) -> None:
             orientation=orientation,
             progress=not args.quiet,
             post_filter=post_filter,
+            post_filter_ensemble=args.filter_ensemble,
         )
     except NotImplementedError as e:  # a model without a relaxed forward
         raise CliError(str(e)) from None
@@ -164,6 +168,7 @@ def cmd_encode(args) -> None:
         turned += (
             ", post-filtered" if encoded.post_filtered else ", post-filter not needed"
         )
+        turned += " (self-ensemble)" if encoded.post_filter_ensemble else ""
     print(f"{args.output}: {len(blob)} bytes, {8 * len(blob) / (h * w):.4f} bpp "
           f"({w}x{h}, {model.model_name}{turned}, {seconds:.2f} s)")  # fmt: skip
 
@@ -229,6 +234,8 @@ def cmd_eval(args) -> None:
         raise CliError(f"--post-filter needs one file per weights file ({len(weights)})")
     if args.post_filter and args.entropy_estimation:
         raise CliError("--post-filter needs real coding: drop --entropy-estimation")
+    if args.filter_ensemble and (args.entropy_estimation or args.no_post_filter):
+        raise CliError("--filter-ensemble needs real coding with a post-filter")
     filters = args.post_filter or [None] * len(weights)
     # Every option checked before the journal starts, so that bad ones leave no journal.
     no_filter = args.no_post_filter or args.entropy_estimation
@@ -238,6 +245,9 @@ def cmd_eval(args) -> None:
         runs.append((path, model, variables, _refinement(args, path),
                      _orientation_lmbda(args, path),
                      _post_filter(filter_path, variables, no_filter)))  # fmt: skip
+        if args.filter_ensemble and runs[-1][-1] is None:
+            raise CliError(f"--filter-ensemble needs a post-filter: none is bundled "
+                           f"for {path} (give --post-filter)")  # fmt: skip
     journal = EvalJournal.start(
         journal_path(args.out), _eval_settings(args, images, runs), args.resume
     )
@@ -258,6 +268,7 @@ def cmd_eval(args) -> None:
                 save_recon=save, progress=not args.quiet, label=Path(path).name,
                 refinement=refinement, orientation_lmbda=orientation_lmbda,
                 finished=finished, post_filter=post_filter,
+                post_filter_ensemble=args.filter_ensemble,
                 on_row=lambda row, index=index: journal.record(index, row),
             ))  # fmt: skip
         except KeyboardInterrupt:
@@ -276,7 +287,11 @@ def cmd_eval(args) -> None:
                   f"real within 1% + 100 B of estimated on {close}/{len(rows)}")  # fmt: skip
             if post_filter is not None:
                 used = sum(row.get("post_filtered", 0) for row in rows)
-                print(f"  post-filtered: {used}/{len(rows)} images")
+                line = f"  post-filtered: {used}/{len(rows)} images"
+                if args.filter_ensemble:
+                    ensembled = sum(row.get("post_filter_ensemble", 0) for row in rows)
+                    line += f" ({ensembled} by its self-ensemble)"
+                print(line)
     mode = "entropy estimation (no coding)" if args.entropy_estimation else "real coding"
     if args.refine is not None:
         mode += (f", latents refined at encode ({args.refine} steps of stochastic "
@@ -285,6 +300,9 @@ def cmd_eval(args) -> None:
         mode += ", each image coded in the cheapest of its 8 orientations"
     if any(run[-1] is not None for run in runs):
         mode += ", decoder-side post-filter where it helps (rows: post_filtered)"
+        if args.filter_ensemble:
+            mode += (", or its 8-orientation self-ensemble where that helps more "
+                     "(rows: post_filter_ensemble)")  # fmt: skip
     description = f"llic_jax {mode} on {args.data}; {_CONVENTIONS}"
     name = args.name or "+".join(sorted(names))
     rd_results.write_json(args.out, rd_results.curve(name, description, points))
@@ -305,7 +323,7 @@ def _eval_settings(args, images, runs) -> dict:
     from llic_jax.coding.container import FORMAT_VERSION
 
     _, _, variables, refinements, orientation_lmbdas, filters = zip(*runs, strict=True)
-    return {
+    settings = {
         "data": str(Path(args.data).resolve()),
         "images": {
             name: hashlib.blake2b(img.tobytes(), digest_size=8).hexdigest()
@@ -316,13 +334,14 @@ def _eval_settings(args, images, runs) -> dict:
         "container_version": FORMAT_VERSION,
         "refinement": [None if r is None else dataclasses.asdict(r) for r in refinements],
         "orientation_lmbda": list(orientation_lmbdas),
-    } | (
-        # Only with a filter, so that runs without one still resume journals of versions
-        # from before the post-filter.
-        {"post_filter": [None if f is None else f.digest() for f in filters]}
-        if any(f is not None for f in filters)
-        else {}
-    )
+    }
+    # Keys only where set, so that runs without them still resume journals of versions
+    # from before the post-filter and its ensemble.
+    if any(f is not None for f in filters):
+        settings["post_filter"] = [None if f is None else f.digest() for f in filters]
+    if args.filter_ensemble:
+        settings["post_filter_ensemble"] = True
+    return settings
 
 
 def cmd_bench(args) -> None:
@@ -451,6 +470,13 @@ def _add_post_filter_arguments(parser, help_text: str, nargs=None) -> None:
     group.add_argument("--post-filter", nargs=nargs, help=help_text)
     group.add_argument("--no-post-filter", action="store_true",
                        help="code without a post-filter (streams any decoder reads)")  # fmt: skip
+    parser.add_argument(
+        "--filter-ensemble",
+        action="store_true",
+        help="also try the post-filter's self-ensemble (its mean over the image's 8 "
+        "orientations; ~+0.03 dB where chosen, 8 filter passes in the decoder too; see "
+        "llic_jax/layers/post_filter.py)",
+    )
 
 
 def _post_filter(path, variables, disabled: bool = False):

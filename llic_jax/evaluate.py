@@ -93,6 +93,7 @@ def evaluate_model(
     finished: Mapping[str, dict] | None = None,
     on_row: Callable[[dict], None] | None = None,
     post_filter=None,
+    post_filter_ensemble: bool = False,
 ) -> dict:
     """One RD point: every image coded with (`model`, `variables`).
 
@@ -114,6 +115,9 @@ def evaluate_model(
       post_filter: a `LoadedPostFilter` trained for these weights: the encoder applies
         it where it helps, the decoder where the stream says so (coding/codec.py; real
         coding only; rows record `post_filtered`).
+      post_filter_ensemble: the encoder also tries the filter's self-ensemble (its
+        mean over the eight orientations) and keeps it where it is closer still; rows
+        record `post_filter_ensemble`.
     """
     import llic_jax
     from llic_jax.coding.codec import encode, padded_size
@@ -146,6 +150,7 @@ def evaluate_model(
                     blob = encode(
                         model, variables, img, estimate=True, refinement=warm_up,
                         orientation=k, post_filter=post_filter,
+                        post_filter_ensemble=post_filter_ensemble,
                     ).blob  # fmt: skip
                     llic_jax.decompress(model, variables, blob, post_filter=post_filter)
         row = {"image": name}
@@ -164,6 +169,7 @@ def evaluate_model(
             encoded = encode(
                 model, variables, img, estimate=True, refinement=refinement,
                 orientation=orientation, post_filter=post_filter,
+                post_filter_ensemble=post_filter_ensemble,
             )  # fmt: skip
             row["encoding_time"] = time.perf_counter() - start
             start = time.perf_counter()
@@ -176,6 +182,8 @@ def evaluate_model(
             row["bit_exact"] = bool(np.array_equal(decoded, encoded.reconstruction))
             if post_filter is not None:
                 row["post_filtered"] = int(encoded.post_filtered)
+            if post_filter_ensemble:
+                row["post_filter_ensemble"] = int(encoded.post_filter_ensemble)
             bits = encoded.estimated_bits
         row["estimated_bits"] = float(bits)
         row["estimated_bpp"] = float(bits) / (h * w)

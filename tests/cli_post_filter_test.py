@@ -139,3 +139,36 @@ def test_the_eval_journal_keys_on_the_filter_and_only_when_there_is_one(
     assert "other settings (post_filter)" in capsys.readouterr().err
     assert main([*args, "--post-filter", str(filter_file), "--resume"]) == 0
     assert "1 of 2 images from" in capsys.readouterr().out
+
+
+def test_the_filter_ensemble_needs_a_filter_and_real_coding(
+    tmp_path, png, small_weights_file, capsys
+):
+    stream, out = tmp_path / "x.llic", tmp_path / "r.json"
+    weights = ["--weights", str(small_weights_file)]
+    # the small test weights have no bundled filter
+    assert main(["encode", str(png), str(stream), *weights, "--filter-ensemble"]) == 1
+    assert "needs a post-filter" in capsys.readouterr().err and not stream.exists()
+    for extra in (["--no-post-filter"], ["--entropy-estimation"], []):
+        assert main(["eval", *weights, "--data", str(png.parent), "--out", str(out),
+                     "--filter-ensemble", "--quiet", *extra]) == 1  # fmt: skip
+        assert "--filter-ensemble needs" in capsys.readouterr().err
+        assert not out.exists()
+
+
+def test_eval_with_the_filter_ensemble_records_it_per_image(
+    tmp_path, png, small_weights_file, filter_file, capsys, monkeypatch
+):
+    import json
+
+    preference = itertools.cycle([1, 0, 0, 1])  # the ensemble wins (see above)
+    monkeypatch.setattr(codec, "_sse", lambda *_: next(preference))
+    out = tmp_path / "r.json"
+    assert main(["eval", "--weights", str(small_weights_file), "--data", str(png.parent),
+                 "--out", str(out), "--post-filter", str(filter_file), "--quiet",
+                 "--filter-ensemble"]) == 0  # fmt: skip
+    assert "(1 by its self-ensemble)" in capsys.readouterr().out
+    document = json.loads(out.read_text())
+    (row,) = document["points"][0]["images"]
+    assert row["post_filtered"] == row["post_filter_ensemble"] == 1 and row["bit_exact"]
+    assert "self-ensemble" in document["description"]

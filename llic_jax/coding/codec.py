@@ -18,8 +18,10 @@ to a multiple of `model.pad_multiple`; the decoder crops back to the original HÃ
 Post-filter (optional, layers/post_filter.py): given one trained for these weights, the
 encoder filters its padded float reconstruction, keeps the filtered one when it is
 closer to the image (MSE of the 8-bit result), and sets the header's flag; a decoder
-applies the filter exactly when the flag is set. The symbols, and so the rate, do not
-change.
+applies the filter exactly when the flag is set. Asked to, the encoder also tries the
+filter's self-ensemble (its mean over the eight orientations, eight filter passes) and
+keeps whichever of the three images is closest, flagging the ensemble in the header so
+the decoder computes the same one. The symbols, and so the rate, do not change.
 """
 
 import collections
@@ -58,6 +60,7 @@ class Encoded:
     # None unless `encode(..., estimate=True)`.
     estimated_bits: float | None = None
     post_filtered: bool = False  # the header's flag: the decoder applies the post-filter
+    post_filter_ensemble: bool = False  # ... as its 8-orientation self-ensemble
 
 
 def as_rgb(img: np.ndarray) -> np.ndarray:
@@ -191,6 +194,7 @@ def encode(
     orientation: int = 0,
     progress: bool = False,
     post_filter: LoadedPostFilter | None = None,
+    post_filter_ensemble: bool = False,
 ) -> Encoded:
     """Compresses `img` (uint8 [H, W, 3]); also returns the encoder's reconstruction.
 
@@ -203,7 +207,9 @@ def encode(
     mirrored; the decoder turns it back (`orientation.choose_orientation` finds the
     cheapest). `post_filter`, trained for these weights, is applied when it brings the
     reconstruction closer to `img` (module docstring); a refinement then optimises the
-    latents for the filtered reconstruction.
+    latents for the filtered reconstruction. `post_filter_ensemble` also tries the
+    filter's self-ensemble (eight filter passes here and in the decoder, where chosen;
+    the refinement still optimises for the single pass).
     """
     if post_filter is not None and post_filter.codec_fingerprint != fingerprint(
         variables
@@ -262,12 +268,16 @@ def encode(
     with phase(times, "network"):
         x_hat = jax.device_get(fns["synthesis"](params, y_hat))
     reconstruction = unorient(to_uint8(x_hat)[:h, :w], orientation)
-    post_filtered = 0
+    post_filtered = ensembled = 0
+    filter_modes = []
     if post_filter is not None:
+        filter_modes = [False, True] if post_filter_ensemble else [False]
+    for ensemble in filter_modes:  # the closest image wins; ties keep the cheaper
         with phase(times, "network"):
-            filtered = unorient(to_uint8(post_filter(x_hat))[:h, :w], orientation)
+            filtered = post_filter(x_hat, ensemble=ensemble)
+            filtered = unorient(to_uint8(filtered)[:h, :w], orientation)
         if _sse(filtered, img) < _sse(reconstruction, img):
-            reconstruction, post_filtered = filtered, 1
+            reconstruction, post_filtered, ensembled = filtered, 1, int(ensemble)
     estimated_bits = None
     if estimate:
         z_hat = z_symbols.astype(np.float32)
@@ -282,12 +292,14 @@ def encode(
         pad_mode=PAD_REPLICATE,
         orientation=orientation,
         post_filtered=post_filtered,
+        post_filter_ensemble=ensembled,
         symbols_crc32=container.symbols_crc32(symbols),
     )
     with phase(times, "coding"):
         streams = [z_coder.finish(), y_coder.finish()]
     blob = container.pack(header, streams)
-    return Encoded(blob, reconstruction, symbols, estimated_bits, bool(post_filtered))
+    return Encoded(blob, reconstruction, symbols, estimated_bits, bool(post_filtered),
+                   bool(ensembled))  # fmt: skip
 
 
 def _sse(a: np.ndarray, b: np.ndarray) -> int:
@@ -303,11 +315,13 @@ def compress(
     refinement: Refinement | None = None,
     orientation: int = 0,
     post_filter: LoadedPostFilter | None = None,
+    post_filter_ensemble: bool = False,
 ) -> bytes:
     """uint8 [H, W, 3] (gray is replicated to RGB) â†’ bitstream bytes.
 
     `refinement` optimises the latents for this image first; `orientation` codes it
-    rotated or mirrored; `post_filter` may improve the reconstruction (see `encode`).
+    rotated or mirrored; `post_filter` may improve the reconstruction, and
+    `post_filter_ensemble` the filter's self-ensemble (see `encode`).
     """
     return encode(
         model,
@@ -316,6 +330,7 @@ def compress(
         refinement=refinement,
         orientation=orientation,
         post_filter=post_filter,
+        post_filter_ensemble=post_filter_ensemble,
     ).blob
 
 
@@ -403,6 +418,6 @@ def decompress(
     with phase(times, "network"):
         x_hat = fns["synthesis"](params, y_hat)
         if header.post_filtered:
-            x_hat = post_filter(x_hat)
+            x_hat = post_filter(x_hat, ensemble=bool(header.post_filter_ensemble))
         x_hat = jax.device_get(x_hat)
     return unorient(to_uint8(x_hat)[: header.height, : header.width], header.orientation)

@@ -1,6 +1,7 @@
 """The post-filter in the codec: the encoder's choice, the header flag, the decoder."""
 
 import dataclasses
+import itertools
 
 import jax
 import numpy as np
@@ -16,13 +17,20 @@ from llic_jax.post_filter_weights import LoadedPostFilter
 
 @dataclasses.dataclass(frozen=True)
 class FixedOutput:
-    """Stands in for a trained filter: returns a fixed padded float image."""
+    """Stands in for a trained filter: returns fixed padded float images.
+
+    `ensemble_output` is its self-ensemble's (`None`: the ensemble must not be asked for).
+    """
 
     output: np.ndarray
     codec_fingerprint: bytes
+    ensemble_output: np.ndarray | None = None
 
-    def __call__(self, x_hat):
+    def __call__(self, x_hat, ensemble=False):
         assert x_hat.shape == self.output.shape
+        if ensemble:
+            assert self.ensemble_output is not None, "the ensemble was not asked for"
+            return self.ensemble_output
         return self.output
 
 
@@ -88,3 +96,47 @@ def test_a_filter_of_other_weights_is_refused_by_the_encoder(coded):
     stranger = FixedOutput(np.zeros((1, 64, 64, 3), np.float32), b"\1" * 8)
     with pytest.raises(ValueError, match="other weights"):
         encode(model, variables, img, post_filter=stranger)
+
+
+@pytest.mark.parametrize("ensemble_wins", [False, True])
+def test_the_encoder_keeps_the_ensemble_only_where_it_is_closer(coded, ensemble_wins):
+    model, variables, img = coded
+    exact = _padded(img, model)
+    near = np.clip(exact + 3 / 255, 0, 1)  # better than the codec, worse than exact
+    single, mean = (near, exact) if ensemble_wins else (exact, near)
+    oracle = FixedOutput(single, fingerprint(variables), ensemble_output=mean)
+    encoded = encode(model, variables, img, post_filter=oracle, post_filter_ensemble=True)
+    header, _ = container.unpack(encoded.blob)
+    assert header.post_filtered == 1 and encoded.post_filtered
+    assert header.post_filter_ensemble == encoded.post_filter_ensemble == ensemble_wins
+    np.testing.assert_array_equal(encoded.reconstruction, img)
+    decoded = llic_jax.decompress(model, variables, encoded.blob, post_filter=oracle)
+    np.testing.assert_array_equal(decoded, encoded.reconstruction)
+    # Without the option the ensemble is never computed (FixedOutput would fail).
+    plain = encode(model, variables, img, post_filter=dataclasses.replace(
+        oracle, ensemble_output=None))  # fmt: skip
+    assert container.unpack(plain.blob)[0].post_filter_ensemble == 0
+
+
+def test_a_trained_filters_ensemble_decodes_to_the_encoders_reconstruction(
+    coded, monkeypatch
+):
+    model, variables, img = coded
+    module = PostFilter(width=8, blocks=1)
+    params = module.init(jax.random.key(0), np.zeros((1, 8, 8, 3), np.float32))["params"]
+    params = jax.tree.map(lambda p: p + 0.01, params)
+    post_filter = LoadedPostFilter(module, params, fingerprint(variables))
+    x_hat = np.asarray(llic_jax.coding.codec.pad_image(model, img)[0], np.float32)
+    single, mean = post_filter(x_hat), post_filter(x_hat, ensemble=True)
+    assert float(np.abs(np.asarray(single) - np.asarray(mean)).max()) > 1e-4
+    # An untrained filter rarely helps: make the comparisons (single pass against the
+    # codec's image, then the ensemble against it) prefer the ensemble.
+    preference = itertools.cycle([1, 0, 0, 1])
+    monkeypatch.setattr(llic_jax.coding.codec, "_sse", lambda *_: next(preference))
+    encoded = encode(model, variables, img, post_filter=post_filter,
+                     post_filter_ensemble=True)  # fmt: skip
+    assert container.unpack(encoded.blob)[0].post_filter_ensemble == 1
+    decoded = llic_jax.decompress(model, variables, encoded.blob, post_filter=post_filter)
+    np.testing.assert_array_equal(decoded, encoded.reconstruction)
+    single_pass = encode(model, variables, img, post_filter=post_filter)
+    assert not np.array_equal(decoded, single_pass.reconstruction)
