@@ -383,6 +383,14 @@ def cmd_bdrate(args) -> None:
             raise CliError(f"{path}: no {key} in the results")
     a, t = anchor["results"], test["results"]
     unit = "PSNR" if args.metric == "psnr" else "MS-SSIM"
+    per_image = None
+    if args.per_image:  # checked first: refused files print nothing
+        from llic_jax.per_image_rd import compare_per_image
+
+        try:
+            per_image = compare_per_image(anchor, test, args.metric, args.method)
+        except ValueError as e:
+            raise CliError(str(e)) from None
     try:
         at_rate = bjontegaard.quality_at_rate(a["bpp"], a[key], t["bpp"], args.method)
         if len(t["bpp"]) >= bjontegaard.MIN_POINTS[args.method]:
@@ -402,6 +410,26 @@ def cmd_bdrate(args) -> None:
         else:
             versus = f"anchor {theirs:.2f} dB there, {ours - theirs:+.2f} dB"
         print(f"  {bpp:.4f} bpp: {ours:.2f} dB; {versus}")
+    if per_image is not None:
+        _print_per_image(per_image, test, unit)
+
+
+def _print_per_image(rows: list[dict], test: dict, unit: str) -> None:
+    """Each photo's BD figures and gaps (per_image_rd.py), the test's worst first."""
+    rates = ", ".join(f"{bpp:.4f}" for bpp in test["results"]["bpp"])
+    print(f"per image, worst first: BD-rate, BD-{unit} (dB), then {unit} minus the "
+          f"anchor's fit for that photo at each test point's rate (mean bpp {rates}), "
+          "and their mean")  # fmt: skip
+    width = max(len(row["image"]) for row in rows)
+
+    def number(value, spec):
+        return "–" if value is None else format(value, spec)
+
+    for row in rows:
+        gaps = " ".join(f"{number(g, '+.2f'):>6}" for g in row["gaps"])
+        print(f"  {row['image']:<{width}}  {number(row['bd_rate'], '+.2f'):>8}%  "
+              f"{number(row['bd_quality'], '+.3f'):>7}  {gaps}  "
+              f"{number(row['mean_gap'], '+.2f'):>6}")  # fmt: skip
 
 
 def cmd_plot(args) -> None:
@@ -566,6 +594,9 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("test")
     bd.add_argument("--method", choices=("pchip", "cubic"), default="pchip")
     bd.add_argument("--metric", choices=("psnr", "ms-ssim"), default="psnr")
+    bd.add_argument("--per-image", action="store_true",
+                    help="also compare each photo's curves (files of llic eval / "
+                    "bench): where the test wins and loses")  # fmt: skip
     bd.set_defaults(run=cmd_bdrate)
 
     plot = sub.add_parser("plot", help="PSNR and MS-SSIM vs bpp, one PNG")
