@@ -44,17 +44,19 @@ def per_image_curves(document: dict, metric: str, name: str) -> dict[str, tuple]
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose from {METRICS}")
     points = document.get("points")
-    if not isinstance(points, list) or not points:
+    rows_per_point = [p.get("images") if isinstance(p, dict) else None
+                      for p in points or []]  # fmt: skip
+    if not rows_per_point or not all(isinstance(r, list) for r in rows_per_point):
         raise ValueError(f"{name}: no per-image rows (only files of `llic eval` and "
                          "`llic bench` have them)")  # fmt: skip
     key = "psnr" if metric == "psnr" else "ms_ssim"
-    names = [[row.get("image") for row in p.get("images", [])] for p in points]
+    names = [[row.get("image") for row in rows] for rows in rows_per_point]
     common = set(names[0]).intersection(*names[1:])
     if set(names[0]).union(*names[1:]) != common:
         raise ValueError(f"{name}: its points do not all hold the same photos")
     curves = {image: ([], []) for image in sorted(common)}
-    for point in points:
-        for row in point["images"]:
+    for rows in rows_per_point:
+        for row in rows:
             if row.get(key) is None or row.get("bpp") is None:
                 raise ValueError(f"{name}: {row['image']} has no bpp or {key}")
             rates, qualities = curves[row["image"]]
