@@ -210,3 +210,90 @@ def test_grow_blocks_without_init_is_refused(tmp_path, photos, capsys):
     with pytest.raises(SystemExit):
         post_filter.main(argv)
     assert "--grow-blocks needs --init" in capsys.readouterr().err
+
+
+def _trained_workdir(workdir, gain_in_photos: float):
+    """A workdir as training leaves it, whose photos lie `gain_in_photos` along the
+    ensemble's residual from their reconstructions (so the fitted gain is known)."""
+    from llic_jax.layers.post_filter import PostFilter
+    from llic_jax.post_filter_weights import LoadedPostFilter
+
+    module = PostFilter(width=8, blocks=1)
+    params = dict(module.init(jax.random.PRNGKey(0), np.zeros((1, 8, 8, 3)))["params"])
+    head = params["head"]["kernel"]  # a small random head: residuals of ~0.05
+    params["head"] = {"kernel": 0.05 * jax.random.normal(jax.random.PRNGKey(1), head.shape),
+                      "bias": params["head"]["bias"]}  # fmt: skip
+    workdir.mkdir()
+    settings = {"codec_fingerprint": "01" * 8, "data": "photos", "steps": 6,
+                "batch": 2, "patch": 16, "lr": 1e-3, "warmup": 2, "width": 8,
+                "blocks": 1, "seed": 0}  # fmt: skip
+    (workdir / "settings.json").write_text(json.dumps(settings))
+    state = {"params": params, "step": 6}
+    (workdir / "state.msgpack").write_bytes(serialization.msgpack_serialize(state))
+    loaded = LoadedPostFilter(module, params, b"\x01" * 8)
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for i, (h, w) in enumerate(
+        [(24, 33), (17, 16)]
+    ):  # odd sizes are padded for the filter
+        x_hat = rng.uniform(0.3, 0.7, (h, w, 3)).astype(np.float16)
+        padded = np.pad(
+            x_hat.astype(np.float32), ((0, h % 2), (0, w % 2), (0, 0)), "edge"
+        )
+        mean = np.asarray(loaded(padded[None], ensemble=True))[0, :h, :w]
+        photo = x_hat + gain_in_photos * (mean - x_hat)
+        arrays |= {f"x_{i}": np.rint(np.clip(photo, 0, 1) * 255).astype(np.uint8),
+                   f"x_hat_{i}": x_hat}  # fmt: skip
+    np.savez(workdir / "pairs_train.npz", key="k", count=2, **arrays)
+    return loaded
+
+
+def test_export_fits_the_ensemble_gain_on_the_training_reconstructions(tmp_path, capsys):
+    workdir, out = tmp_path / "wd", tmp_path / "f.safetensors"
+    _trained_workdir(workdir, 1.3)
+    argv = ["--workdir", str(workdir), "--export", str(out), "--ensemble-gain", "fit"]
+    assert post_filter.main(argv) == 0
+    assert load_post_filter(out).ensemble_gain == pytest.approx(1.3, abs=0.011)
+    printed = capsys.readouterr().out
+    assert "ensemble gain 1.3" in printed and "fitted on 2 training photos" in printed
+
+
+def test_fitted_gain_raises_the_psnr_it_reports(tmp_path):
+    loaded = _trained_workdir(tmp_path / "wd", 1.2)
+    pairs = post_filter.read_pairs(tmp_path / "wd" / "pairs_train.npz")
+    gain, before, after = post_filter.fit_ensemble_gain(loaded, pairs)
+    assert gain == pytest.approx(1.2, abs=0.011) and after > before
+
+
+def test_export_takes_a_given_ensemble_gain(tmp_path):
+    workdir, out = tmp_path / "wd", tmp_path / "f.safetensors"
+    _trained_workdir(workdir, 1.0)
+    (workdir / "pairs_train.npz").unlink()  # a given gain needs no reconstructions
+    argv = ["--workdir", str(workdir), "--export", str(out), "--ensemble-gain", "1.1"]
+    assert post_filter.main(argv) == 0
+    assert load_post_filter(out).ensemble_gain == 1.1
+
+
+def test_fitting_without_cached_reconstructions_fails_cleanly(tmp_path, capsys):
+    workdir, out = tmp_path / "wd", tmp_path / "f.safetensors"
+    _trained_workdir(workdir, 1.0)
+    (workdir / "pairs_train.npz").unlink()
+    argv = ["--workdir", str(workdir), "--export", str(out), "--ensemble-gain", "fit"]
+    assert post_filter.main(argv) == 1
+    assert "no cached training reconstructions" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [(["--ensemble-gain", "0"], "is not in"),
+     (["--ensemble-gain", "two"], "neither 'fit' nor a number"),
+     (["--ensemble-gain", "1.1", "--data", "photos"], "goes with --export")],
+)  # fmt: skip
+def test_unusable_ensemble_gains_are_refused(tmp_path, capsys, extra, message):
+    argv = ["--workdir", str(tmp_path)]
+    if "--data" not in extra:
+        argv += ["--export", str(tmp_path / "f.safetensors")]
+    with pytest.raises(SystemExit) as e:
+        post_filter.main(argv + extra)
+    assert e.value.code == 2 and message in capsys.readouterr().err

@@ -3,7 +3,8 @@ r"""Trains a `PostFilter` on a frozen codec's reconstructions; resumable, CPU-si
   python -m train.post_filter --quality 3 --data bsds300 --workdir WD --steps 8000 \\
       [--val kodak24] [--weights W.safetensors] [--init FILTER.safetensors \\
       [--grow-blocks N]] [--budget-s SECONDS]
-  python -m train.post_filter --workdir WD --export q3-filter.safetensors [--float16]
+  python -m train.post_filter --workdir WD --export q3-filter.safetensors [--float16] \\
+      [--ensemble-gain fit|G]
 
 First it codes every photo of `--data` (and of `--val`) once with the codec's eval-mode
 forward (hard rounding, the coder's own tables: what `llic decode` reconstructs, before
@@ -22,6 +23,11 @@ to go on training one with a fresh schedule, or to adapt a filter to retrained w
 (whose reconstructions differ a little), which needs far fewer steps than from scratch.
 `--grow-blocks N` deepens the `--init` filter by N residual blocks that start as the
 identity (`grown_params`), so a larger filter starts where the trained one stands.
+
+`--ensemble-gain` (export) sets the gain on the residual of the filter's self-ensemble
+that the file carries (llic_jax/post_filter_weights.py): `fit` takes the least-squares
+gain on the first 60 of the workdir's cached training reconstructions
+(`fit_ensemble_gain`), a number sets it; by default 1, the plain mean.
 """
 
 import argparse
@@ -33,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 PAIRS_VERSION = 1
+GAIN_FIT_PHOTOS = 60  # enough for two decimals: the gain varies ±0.01 between subsets
 
 
 def _parse(argv):
@@ -64,7 +71,27 @@ def _parse(argv):
     )
     p.add_argument("--export", type=Path, help="write the trained filter here and exit")
     p.add_argument("--float16", action="store_true", help="export parameters as float16")
+    p.add_argument(
+        "--ensemble-gain",
+        help="with --export: the self-ensemble's residual gain, a number or 'fit' "
+        "(least squares on the cached training reconstructions; default: 1)",
+    )
     args = p.parse_args(argv)
+    if args.ensemble_gain is not None:
+        if args.export is None:
+            p.error("--ensemble-gain goes with --export")
+        if args.ensemble_gain != "fit":
+            from llic_jax.post_filter_weights import check_ensemble_gain
+
+            try:
+                gain = float(args.ensemble_gain)
+            except ValueError:
+                p.error(f"--ensemble-gain: {args.ensemble_gain!r} is neither 'fit' "
+                        "nor a number")  # fmt: skip
+            try:
+                args.ensemble_gain = check_ensemble_gain(gain)
+            except ValueError as e:
+                p.error(f"--ensemble-gain: {e}")
     if args.export is None and args.data is None:
         p.error("--data is needed to train (or --export to write a trained filter)")
     if min(args.steps, args.batch, args.patch, args.save_every, args.eval_every) < 1:
@@ -126,8 +153,7 @@ def cached_pairs(workdir: Path, name: str, folder, codec, fingerprint: bytes):
     if path.exists():
         with np.load(path) as f:
             if str(f["key"]) == key:
-                n = int(f["count"])
-                return [(f[f"x_{i}"], f[f"x_hat_{i}"]) for i in range(n)]
+                return read_pairs(path)
     pairs = code_folder(*codec, folder)
     arrays = {f"x_{i}": x for i, (x, _) in enumerate(pairs)}
     arrays |= {f"x_hat_{i}": xh for i, (_, xh) in enumerate(pairs)}
@@ -138,6 +164,13 @@ def cached_pairs(workdir: Path, name: str, folder, codec, fingerprint: bytes):
 
     write_atomically(path, write)
     return pairs
+
+
+def read_pairs(path: Path, limit: int | None = None):
+    """The (photo, reconstruction) pairs of a `cached_pairs` file, the first `limit`."""
+    with np.load(path) as f:
+        n = int(f["count"]) if limit is None else min(limit, int(f["count"]))
+        return [(f[f"x_{i}"], f[f"x_hat_{i}"]) for i in range(n)]
 
 
 # --- training --------------------------------------------------------------------------
@@ -338,6 +371,39 @@ def train(args) -> None:
     print(f"done: {int(state['step'])} steps in {args.workdir}")
 
 
+def fit_ensemble_gain(loaded_filter, pairs) -> tuple[float, float, float]:
+    """The least-squares gain g of x̂ + g·(mean − x̂) over `pairs`, to two decimals.
+
+    mean is the filter's self-ensemble (`dihedral_mean`); the sums run over every pixel
+    and channel of every pair (float, before 8-bit rounding). Returns (g, the 8-bit PSNR
+    of the plain mean, that with g), PSNR per image then averaged.
+    """
+    import dataclasses
+
+    from llic_jax.post_filter_weights import check_ensemble_gain
+
+    plain = dataclasses.replace(loaded_filter, ensemble_gain=1.0)
+    along = across = 0.0
+    residuals = []
+    for x, x_hat in pairs:
+        h, w = x.shape[:2]
+        x_hat = x_hat.astype(np.float32)
+        padded = np.pad(x_hat, ((0, h % 2), (0, w % 2), (0, 0)), "edge")[None]
+        r = np.asarray(plain(padded, ensemble=True), np.float64)[0, :h, :w] - x_hat
+        along += float(np.sum((x / 255.0 - x_hat) * r))
+        across += float(np.sum(r * r))
+        residuals.append(r)
+    if across == 0.0:
+        raise ValueError("the filter's ensemble leaves the reconstructions as they are")
+    gain = check_ensemble_gain(round(along / across, 2))
+    before, after = (
+        float(np.mean([psnr_8bit(x, xh.astype(np.float32) + g * r)
+                       for (x, xh), r in zip(pairs, residuals, strict=True)]))
+        for g in (1.0, gain)
+    )  # fmt: skip
+    return gain, before, after
+
+
 def export(args) -> None:
     import jax.numpy as jnp
     from flax import serialization
@@ -364,9 +430,36 @@ def export(args) -> None:
     }
     if "init" in settings:  # the steps above come on top of this filter's
         extra["init"] = settings["init"]
-    save_post_filter(args.export, module, params, bytes.fromhex(settings["codec_fingerprint"]),
-                     extra, "float16" if args.float16 else "float32")  # fmt: skip
+    fingerprint = bytes.fromhex(settings["codec_fingerprint"])
+    dtype = "float16" if args.float16 else "float32"
+    gain = 1.0 if args.ensemble_gain is None else args.ensemble_gain
+    if gain == "fit":
+        gain = _fitted_gain(args.workdir, module, params, fingerprint, dtype)
+    save_post_filter(args.export, module, params, fingerprint, extra, dtype, gain)
     print(f"wrote {args.export} ({state['step']} steps)")
+
+
+def _fitted_gain(workdir: Path, module, params, fingerprint: bytes, dtype: str) -> float:
+    """`fit_ensemble_gain` of the filter as exported (`dtype`) on the workdir's pairs."""
+    import jax
+
+    from llic_jax.post_filter_weights import LoadedPostFilter
+
+    pairs_path = workdir / "pairs_train.npz"
+    if not pairs_path.exists():
+        raise ValueError(f"{workdir}: no cached training reconstructions to fit the "
+                         "ensemble gain on (pairs_train.npz)")  # fmt: skip
+    pairs = read_pairs(pairs_path, GAIN_FIT_PHOTOS)
+    stored = jax.tree.map(
+        lambda p: np.asarray(p).astype(dtype).astype(np.float32), params
+    )
+    t0 = time.time()
+    gain, before, after = fit_ensemble_gain(
+        LoadedPostFilter(module, stored, fingerprint), pairs
+    )
+    print(f"ensemble gain {gain:g}, fitted on {len(pairs)} training photos: 8-bit PSNR "
+          f"{before:.3f} → {after:.3f} dB ({time.time() - t0:.0f} s)")  # fmt: skip
+    return gain
 
 
 def main(argv=None) -> int:

@@ -22,8 +22,9 @@ networks for single image super-resolution" (EDSR), CVPRW 2017, arXiv:1707.02921
 costs eight filter passes and no bits. Measured on kodak24 with the shipped session-26
 filters (eval-mode reconstructions, docs/results.md "Session 27"): q3 28.677 → 28.709 dB
 with all eight, 28.706 with the four rotations, 28.698 with a left-right mirror only.
-The averaging also shortens the residual; scaling it back by ~1.15 would add ~0.013 dB
-more (same section), not done here because it would change what flagged streams decode to.
+The averaging also shortens the residual; scaling it back by ~1.15 adds ~0.013 dB more
+(same section): a property of each trained filter, so the gain is stored in its file
+(post_filter_weights.py `ensemble_gain`) and applied there, not here.
 """
 
 from collections.abc import Callable

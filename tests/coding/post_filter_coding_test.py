@@ -118,14 +118,15 @@ def test_the_encoder_keeps_the_ensemble_only_where_it_is_closer(coded, ensemble_
     assert container.unpack(plain.blob)[0].post_filter_ensemble == 0
 
 
+@pytest.mark.parametrize("gain", [1.0, 1.5])
 def test_a_trained_filters_ensemble_decodes_to_the_encoders_reconstruction(
-    coded, monkeypatch
+    coded, monkeypatch, gain
 ):
     model, variables, img = coded
     module = PostFilter(width=8, blocks=1)
     params = module.init(jax.random.key(0), np.zeros((1, 8, 8, 3), np.float32))["params"]
     params = jax.tree.map(lambda p: p + 0.01, params)
-    post_filter = LoadedPostFilter(module, params, fingerprint(variables))
+    post_filter = LoadedPostFilter(module, params, fingerprint(variables), gain)
     x_hat = np.asarray(llic_jax.coding.codec.pad_image(model, img)[0], np.float32)
     single, mean = post_filter(x_hat), post_filter(x_hat, ensemble=True)
     assert float(np.abs(np.asarray(single) - np.asarray(mean)).max()) > 1e-4
@@ -140,3 +141,7 @@ def test_a_trained_filters_ensemble_decodes_to_the_encoders_reconstruction(
     np.testing.assert_array_equal(decoded, encoded.reconstruction)
     single_pass = encode(model, variables, img, post_filter=post_filter)
     assert not np.array_equal(decoded, single_pass.reconstruction)
+    if gain != 1.0:  # the decoder applies the file's gain: without it, another image
+        plain = dataclasses.replace(post_filter, ensemble_gain=1.0)
+        other = llic_jax.decompress(model, variables, encoded.blob, post_filter=plain)
+        assert not np.array_equal(decoded, other)
