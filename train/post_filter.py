@@ -202,15 +202,21 @@ def psnr_8bit(img: np.ndarray, x_hat: np.ndarray) -> float:
     return float(psnr(img, np.clip(np.rint(x_hat * 255.0), 0, 255).astype(np.uint8)))
 
 
+def padded_to_even(x_hat: np.ndarray) -> np.ndarray:
+    """[H, W, 3] → float32 [H', W', 3] with H', W' even, as the filter's 2×2 fold needs.
+
+    The last row/column is repeated where H or W is odd; crop the output back to [H, W].
+    """
+    h, w = x_hat.shape[:2]
+    return np.pad(x_hat.astype(np.float32), ((0, h % 2), (0, w % 2), (0, 0)), "edge")
+
+
 def evaluate(apply, params, pairs) -> tuple[float, float]:
     """Mean PSNR (per image, then averaged) unfiltered and filtered."""
     base, filtered = [], []
     for x, x_hat in pairs:
         h, w = x.shape[:2]
-        padded = np.pad(
-            x_hat.astype(np.float32), ((0, h % 2), (0, w % 2), (0, 0)), "edge"
-        )
-        out = np.asarray(apply(params, padded[None]))[0, :h, :w]
+        out = np.asarray(apply(params, padded_to_even(x_hat)[None]))[0, :h, :w]
         base.append(psnr_8bit(x, x_hat.astype(np.float32)))
         filtered.append(psnr_8bit(x, out))
     return float(np.mean(base)), float(np.mean(filtered))
@@ -391,10 +397,13 @@ def fit_ensemble_gain(loaded_filter, pairs) -> tuple[float, float, float]:
     for x, x_hat in pairs:
         h, w = x.shape[:2]
         x_hat = x_hat.astype(np.float32)
-        padded = np.pad(x_hat, ((0, h % 2), (0, w % 2), (0, 0)), "edge")[None]
-        r = np.asarray(plain(padded, ensemble=True), np.float64)[0, :h, :w] - x_hat
-        along += float(np.sum((x / 255.0 - x_hat) * r))
-        across += float(np.sum(r * r))
+        r = (
+            np.asarray(plain(padded_to_even(x_hat)[None], ensemble=True))[0, :h, :w]
+            - x_hat
+        )
+        # float32 residuals (60 bsds300 photos: ~110 MB kept), sums in float64
+        along += float(np.sum((x / 255.0 - x_hat) * r, dtype=np.float64))
+        across += float(np.sum(np.square(r, dtype=np.float64)))
         residuals.append(r)
     if across == 0.0:
         raise ValueError("the filter's ensemble leaves the reconstructions as they are")
