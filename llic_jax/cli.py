@@ -119,6 +119,22 @@ def _orientation_lmbda(args, weights, quality=None) -> float | None:
     return _lmbda(args, weights, quality, "--orient") if args.orient else None
 
 
+def _wiener_lmbda(args, weights, quality=None) -> float | None:
+    """λ of the per-image Wiener filter: on by default where λ is known, else None.
+
+    --no-wiener turns it off; weights that do not record their λ (and no --lmbda) code
+    without it, since the filter is an option of the encoder, not a need of the stream.
+    """
+    if args.no_wiener:
+        return None
+    try:
+        return _lmbda(args, weights, quality, "the Wiener filter")
+    except CliError:
+        if args.lmbda is not None:  # a bad --lmbda is an error, not a reason to skip
+            raise
+        return None
+
+
 def cmd_info(args) -> None:
     from llic_jax.info import describe
 
@@ -136,6 +152,7 @@ def cmd_encode(args) -> None:
     model, variables = _load(args.weights, args.quality)
     refinement = _refinement(args, args.weights, args.quality)
     orientation_lmbda = _orientation_lmbda(args, args.weights, args.quality)
+    wiener_lmbda = _wiener_lmbda(args, args.weights, args.quality)
     post_filter = _post_filter(args.post_filter, variables, args.no_post_filter)
     if args.filter_ensemble and post_filter is None:
         raise CliError("--filter-ensemble needs a post-filter: none is bundled for "
@@ -156,6 +173,7 @@ def cmd_encode(args) -> None:
             progress=not args.quiet,
             post_filter=post_filter,
             post_filter_ensemble=args.filter_ensemble,
+            wiener_lmbda=wiener_lmbda,
         )
     except NotImplementedError as e:  # a model without a relaxed forward
         raise CliError(str(e)) from None
@@ -169,6 +187,8 @@ def cmd_encode(args) -> None:
             ", post-filtered" if encoded.post_filtered else ", post-filter not needed"
         )
         turned += " (self-ensemble)" if encoded.post_filter_ensemble else ""
+    if encoded.wiener_bytes:
+        turned += f", Wiener filter {encoded.wiener_bytes} bytes"
     print(f"{args.output}: {len(blob)} bytes, {8 * len(blob) / (h * w):.4f} bpp "
           f"({w}x{h}, {model.model_name}{turned}, {seconds:.2f} s)")  # fmt: skip
 
@@ -228,6 +248,7 @@ def cmd_eval(args) -> None:
         raise CliError("--refine needs real coding: drop --entropy-estimation")
     if args.orient and args.entropy_estimation:
         raise CliError("--orient needs real coding: drop --entropy-estimation")
+    args.no_wiener = args.no_wiener or args.entropy_estimation
     images = evaluate.load_images(args.data)
     weights = args.weights or [str(bundled_path(q)) for q in sorted(BUNDLED)]
     if args.post_filter and len(args.post_filter) != len(weights):
@@ -243,7 +264,7 @@ def cmd_eval(args) -> None:
     for path, filter_path in zip(weights, filters, strict=True):
         model, variables = _load(path)
         runs.append((path, model, variables, _refinement(args, path),
-                     _orientation_lmbda(args, path),
+                     _orientation_lmbda(args, path), _wiener_lmbda(args, path),
                      _post_filter(filter_path, variables, no_filter)))  # fmt: skip
         if args.filter_ensemble and runs[-1][-1] is None:
             raise CliError(f"--filter-ensemble needs a post-filter: none is bundled "
@@ -253,7 +274,7 @@ def cmd_eval(args) -> None:
     )
     points, names = [], set()
     for index, run in enumerate(runs):
-        path, model, variables, refinement, orientation_lmbda, post_filter = run
+        path, model, variables, refinement, orientation_lmbda, wiener, post_filter = run
         names.add(model.model_name)
         save = (
             None if args.save_recon is None else Path(args.save_recon) / Path(path).stem
@@ -268,7 +289,7 @@ def cmd_eval(args) -> None:
                 save_recon=save, progress=not args.quiet, label=Path(path).name,
                 refinement=refinement, orientation_lmbda=orientation_lmbda,
                 finished=finished, post_filter=post_filter,
-                post_filter_ensemble=args.filter_ensemble,
+                post_filter_ensemble=args.filter_ensemble, wiener_lmbda=wiener,
                 on_row=lambda row, index=index: journal.record(index, row),
             ))  # fmt: skip
         except KeyboardInterrupt:
@@ -292,6 +313,10 @@ def cmd_eval(args) -> None:
                     ensembled = sum(row.get("post_filter_ensemble", 0) for row in rows)
                     line += f" ({ensembled} by its self-ensemble)"
                 print(line)
+            if wiener is not None:
+                sent = [row["wiener_bytes"] for row in rows if row.get("wiener_bytes")]
+                print(f"  Wiener filter sent for {len(sent)}/{len(rows)} images"
+                      + (f" ({np.mean(sent):.0f} bytes each)" if sent else ""))  # fmt: skip
     mode = "entropy estimation (no coding)" if args.entropy_estimation else "real coding"
     if args.refine is not None:
         mode += (f", latents refined at encode ({args.refine} steps of stochastic "
@@ -303,6 +328,9 @@ def cmd_eval(args) -> None:
         if args.filter_ensemble:
             mode += (", or its 8-orientation self-ensemble where that helps more "
                      "(rows: post_filter_ensemble)")  # fmt: skip
+    if any(run[5] is not None for run in runs):
+        mode += (", then a per-image Wiener filter where it lowers bpp + λ·MSE (rows: "
+                 "wiener_bytes, counted in estimated_bits as sent)")  # fmt: skip
     description = f"llic_jax {mode} on {args.data}; {_CONVENTIONS}"
     name = args.name or "+".join(sorted(names))
     rd_results.write_json(args.out, rd_results.curve(name, description, points))
@@ -322,7 +350,9 @@ def _eval_settings(args, images, runs) -> dict:
     from llic_jax.coding.codec import fingerprint
     from llic_jax.coding.container import FORMAT_VERSION
 
-    _, _, variables, refinements, orientation_lmbdas, filters = zip(*runs, strict=True)
+    _, _, variables, refinements, orientation_lmbdas, wieners, filters = zip(
+        *runs, strict=True
+    )
     settings = {
         "data": str(Path(args.data).resolve()),
         "images": {
@@ -341,6 +371,8 @@ def _eval_settings(args, images, runs) -> dict:
         settings["post_filter"] = [None if f is None else f.digest() for f in filters]
     if args.filter_ensemble:
         settings["post_filter_ensemble"] = True
+    if any(v is not None for v in wieners):
+        settings["wiener_lmbda"] = list(wieners)
     return settings
 
 
@@ -493,6 +525,16 @@ def _add_refine_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_wiener_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-wiener",
+        action="store_true",
+        help="do not fit and send a per-image Wiener filter (by default the encoder "
+        "sends one, ~100 bytes, where it lowers bpp + λ·MSE at the weights' λ or "
+        "--lmbda; see llic_jax/coding/wiener_filter.py)",
+    )
+
+
 def _add_post_filter_arguments(parser, help_text: str, nargs=None) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--post-filter", nargs=nargs, help=help_text)
@@ -547,6 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_refine_arguments(enc)
     _add_post_filter_arguments(enc, "a post-filter file (default: the bundled one "
                                "trained for the weights, if any)")  # fmt: skip
+    _add_wiener_argument(enc)
     enc.set_defaults(run=cmd_encode)
     dec = sub.add_parser("decode", help="decompress a .llic file to PNG")
     dec.add_argument("input")
@@ -578,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_refine_arguments(ev)
     _add_post_filter_arguments(ev, "post-filter files, one per weights file (default: "
                                "the bundled one of each, if any)", nargs="+")  # fmt: skip
+    _add_wiener_argument(ev)
     ev.set_defaults(run=cmd_eval)
 
     bench = sub.add_parser("bench", help="RD curve of a classic codec (Pillow)")

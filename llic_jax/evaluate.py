@@ -94,6 +94,7 @@ def evaluate_model(
     on_row: Callable[[dict], None] | None = None,
     post_filter=None,
     post_filter_ensemble: bool = False,
+    wiener_lmbda: float | None = None,
 ) -> dict:
     """One RD point: every image coded with (`model`, `variables`).
 
@@ -118,6 +119,9 @@ def evaluate_model(
       post_filter_ensemble: the encoder also tries the filter's self-ensemble (its
         mean over the eight orientations) and keeps it where it is closer still; rows
         record `post_filter_ensemble`.
+      wiener_lmbda: the encoder fits a per-image Wiener filter and sends it where it
+        lowers the RD cost at this λ (coding/wiener_filter.py; real coding only); rows
+        record `wiener_bytes` (0 where none was sent), which `estimated_bits` includes.
     """
     import llic_jax
     from llic_jax.coding.codec import encode, padded_size
@@ -151,6 +155,7 @@ def evaluate_model(
                         model, variables, img, estimate=True, refinement=warm_up,
                         orientation=k, post_filter=post_filter,
                         post_filter_ensemble=post_filter_ensemble,
+                        wiener_lmbda=wiener_lmbda,
                     ).blob  # fmt: skip
                     llic_jax.decompress(model, variables, blob, post_filter=post_filter)
         row = {"image": name}
@@ -169,7 +174,7 @@ def evaluate_model(
             encoded = encode(
                 model, variables, img, estimate=True, refinement=refinement,
                 orientation=orientation, post_filter=post_filter,
-                post_filter_ensemble=post_filter_ensemble,
+                post_filter_ensemble=post_filter_ensemble, wiener_lmbda=wiener_lmbda,
             )  # fmt: skip
             row["encoding_time"] = time.perf_counter() - start
             start = time.perf_counter()
@@ -184,6 +189,8 @@ def evaluate_model(
                 row["post_filtered"] = int(encoded.post_filtered)
             if post_filter_ensemble:
                 row["post_filter_ensemble"] = int(encoded.post_filter_ensemble)
+            if wiener_lmbda is not None:
+                row["wiener_bytes"] = encoded.wiener_bytes
             bits = encoded.estimated_bits
         row["estimated_bits"] = float(bits)
         row["estimated_bpp"] = float(bits) / (h * w)

@@ -22,6 +22,11 @@ applies the filter exactly when the flag is set. Asked to, the encoder also trie
 filter's self-ensemble (its mean over the eight orientations, eight filter passes) and
 keeps whichever of the three images is closest, flagging the ensemble in the header so
 the decoder computes the same one. The symbols, and so the rate, do not change.
+
+Wiener filter (optional, wiener_filter.py): given the λ of its RD cost, the encoder then
+fits a per-image least-squares filter to whichever image won, and sends its taps as a
+third stream (and the header's flag) when they lower ``bits / pixels + λ·MSE(0–255)``
+of the 8-bit result; the decoder applies it last.
 """
 
 import collections
@@ -38,6 +43,12 @@ from llic_jax.coding.container import BitstreamError
 from llic_jax.coding.latent_refinement import Refinement, refine_latents
 from llic_jax.coding.orientation import orient, unorient
 from llic_jax.coding.phase_times import PhaseTimes, phase
+from llic_jax.coding.wiener_filter import (
+    apply_wiener_filter,
+    decode_wiener_filter,
+    encode_wiener_filter,
+    fit_wiener_filter,
+)
 from llic_jax.entropy import range_coder
 from llic_jax.entropy.gaussian import symbol_bits
 from llic_jax.post_filter_weights import LoadedPostFilter
@@ -56,11 +67,13 @@ class Encoded:
     reconstruction: np.ndarray  # uint8 [H, W, 3]
     symbols: list[np.ndarray]  # z, then y per coding step (int32, flattened)
     # Σ −log2 p of the coded symbols under the model (z's prior, y's table scales): what
-    # the eval-mode forward estimates, for the symbols this stream actually carries.
-    # None unless `encode(..., estimate=True)`.
+    # the eval-mode forward estimates, for the symbols this stream actually carries;
+    # plus the Wiener filter's stream at its exact length (8 × wiener_bytes), side
+    # information the model does not estimate. None unless `encode(..., estimate=True)`.
     estimated_bits: float | None = None
     post_filtered: bool = False  # the header's flag: the decoder applies the post-filter
     post_filter_ensemble: bool = False  # ... as its 8-orientation self-ensemble
+    wiener_bytes: int = 0  # the Wiener filter's stream (0: none sent)
 
 
 def as_rgb(img: np.ndarray) -> np.ndarray:
@@ -195,6 +208,7 @@ def encode(
     progress: bool = False,
     post_filter: LoadedPostFilter | None = None,
     post_filter_ensemble: bool = False,
+    wiener_lmbda: float | None = None,
 ) -> Encoded:
     """Compresses `img` (uint8 [H, W, 3]); also returns the encoder's reconstruction.
 
@@ -209,7 +223,9 @@ def encode(
     reconstruction closer to `img` (module docstring); a refinement then optimises the
     latents for the filtered reconstruction. `post_filter_ensemble` also tries the
     filter's self-ensemble (eight filter passes here and in the decoder, where chosen;
-    the refinement still optimises for the single pass).
+    the refinement still optimises for the single pass). `wiener_lmbda`, if given,
+    fits a per-image Wiener filter after all that and sends it where it lowers the RD
+    cost at that λ (module docstring; the weights' own λ is the natural choice).
     """
     if post_filter is not None and post_filter.codec_fingerprint != fingerprint(
         variables
@@ -268,20 +284,33 @@ def encode(
     with phase(times, "network"):
         x_hat = jax.device_get(fns["synthesis"](params, y_hat))
     reconstruction = unorient(to_uint8(x_hat)[:h, :w], orientation)
+    decoded = x_hat  # the float image behind `reconstruction`, padded, coded orientation
     post_filtered = ensembled = 0
     filter_modes = []
     if post_filter is not None:
         filter_modes = [False, True] if post_filter_ensemble else [False]
     for ensemble in filter_modes:  # the closest image wins; ties keep the cheaper
         with phase(times, "network"):
-            filtered = post_filter(x_hat, ensemble=ensemble)
-            filtered = unorient(to_uint8(filtered)[:h, :w], orientation)
+            filtered_float = jax.device_get(post_filter(x_hat, ensemble=ensemble))
+            filtered = unorient(to_uint8(filtered_float)[:h, :w], orientation)
         if _sse(filtered, img) < _sse(reconstruction, img):
             reconstruction, post_filtered, ensembled = filtered, 1, int(ensemble)
+            decoded = filtered_float
     estimated_bits = None
     if estimate:
         z_hat = z_symbols.astype(np.float32)
         estimated_bits = float(fns["latent_bits"](params, z_hat, y_symbols, y_index))
+    streams_extra = []
+    if wiener_lmbda is not None:
+        with phase(times, "network"):
+            wiener_stream, reconstruction = _wiener(
+                img, orientation, x_hat[0, :h, :w],
+                decoded[0, :h, :w] if post_filtered else None, reconstruction,
+                wiener_lmbda,
+            )  # fmt: skip
+        streams_extra = [wiener_stream] if wiener_stream else []
+        if estimated_bits is not None:
+            estimated_bits += 8 * len(wiener_stream)
 
     header = container.Header(  # pack() fills in the stream lengths
         fingerprint=fingerprint(variables),
@@ -293,13 +322,41 @@ def encode(
         orientation=orientation,
         post_filtered=post_filtered,
         post_filter_ensemble=ensembled,
+        wiener_filtered=int(bool(streams_extra)),
         symbols_crc32=container.symbols_crc32(symbols),
     )
     with phase(times, "coding"):
-        streams = [z_coder.finish(), y_coder.finish()]
+        streams = [z_coder.finish(), y_coder.finish(), *streams_extra]
     blob = container.pack(header, streams)
     return Encoded(blob, reconstruction, symbols, estimated_bits, bool(post_filtered),
-                   bool(ensembled))  # fmt: skip
+                   bool(ensembled), sum(map(len, streams_extra)))  # fmt: skip
+
+
+def _wiener(img, orientation, synthesis, filtered, reconstruction, lmbda):
+    """(the Wiener filter's stream or b"", the reconstruction it gives or the one given).
+
+    `synthesis` and `filtered` (None without a post-filter) are the decoder's float
+    images, cropped, in the coded orientation, where the filter is fitted. It is kept
+    only if the RD cost of the 8-bit result, its stream and that stream's length field
+    included, is lower than without it.
+    """
+    synthesis = np.asarray(synthesis, np.float32)
+    if filtered is None:  # no post-filter: the filter works on the synthesis alone
+        filtered, synthesis = synthesis, None
+    filtered = np.asarray(filtered, np.float32)
+    # extra_bits: the stream's length field in the header, one byte below 128 bytes
+    wiener = fit_wiener_filter(orient(img, orientation), filtered, synthesis, lmbda,
+                               extra_bits=8)  # fmt: skip
+    if wiener is None:
+        return b"", reconstruction
+    stream = encode_wiener_filter(wiener)
+    filtered = apply_wiener_filter(wiener, filtered, synthesis)
+    candidate = unorient(to_uint8(filtered[None]), orientation)
+    bits = 8 * (len(stream) + len(container._varint(len(stream))))
+    delta_sse = _sse(candidate, img) - _sse(reconstruction, img)
+    if bits + lmbda * delta_sse / 3 >= 0:  # both sides per pixel, times the pixels
+        return b"", reconstruction
+    return stream, candidate
 
 
 def _sse(a: np.ndarray, b: np.ndarray) -> int:
@@ -316,12 +373,14 @@ def compress(
     orientation: int = 0,
     post_filter: LoadedPostFilter | None = None,
     post_filter_ensemble: bool = False,
+    wiener_lmbda: float | None = None,
 ) -> bytes:
     """uint8 [H, W, 3] (gray is replicated to RGB) → bitstream bytes.
 
     `refinement` optimises the latents for this image first; `orientation` codes it
     rotated or mirrored; `post_filter` may improve the reconstruction, and
-    `post_filter_ensemble` the filter's self-ensemble (see `encode`).
+    `post_filter_ensemble` the filter's self-ensemble; `wiener_lmbda` sends a per-image
+    Wiener filter where it pays at that λ (see `encode`).
     """
     return encode(
         model,
@@ -331,6 +390,7 @@ def compress(
         orientation=orientation,
         post_filter=post_filter,
         post_filter_ensemble=post_filter_ensemble,
+        wiener_lmbda=wiener_lmbda,
     ).blob
 
 
@@ -364,8 +424,13 @@ def decompress(
         raise BitstreamError("padding in the header does not match the model")
     if header.height * header.width > MAX_PIXELS:
         raise BitstreamError("image size in the header is out of range")
-    if len(streams) != 2:
-        raise BitstreamError(f"expected 2 streams, found {len(streams)}")
+    if len(streams) != 2 + header.wiener_filtered:
+        raise BitstreamError(
+            f"expected {2 + header.wiener_filtered} streams, found {len(streams)}"
+        )
+    wiener = decode_wiener_filter(streams[2]) if header.wiener_filtered else None
+    if wiener is not None and wiener.with_synthesis != bool(header.post_filtered):
+        raise BitstreamError("wiener filter taps do not match the post-filter flag")
     if header.post_filtered and post_filter is None:
         raise BitstreamError(
             "stream needs the post-filter of its weights; none was given"
@@ -417,7 +482,15 @@ def decompress(
                              "was encoded on a device whose arithmetic differs")  # fmt: skip
     with phase(times, "network"):
         x_hat = fns["synthesis"](params, y_hat)
+        synthesis = x_hat
         if header.post_filtered:
             x_hat = post_filter(x_hat, ensemble=bool(header.post_filter_ensemble))
         x_hat = jax.device_get(x_hat)
+        if wiener is not None:
+            h, w = header.height, header.width
+            x_hat = apply_wiener_filter(
+                wiener, np.asarray(x_hat[0, :h, :w], np.float32),
+                np.asarray(synthesis[0, :h, :w], np.float32) if header.post_filtered
+                else None,
+            )[None]  # fmt: skip
     return unorient(to_uint8(x_hat)[: header.height, : header.width], header.orientation)

@@ -4,7 +4,8 @@ A container holds everything a decoder needs besides the model weights: a finger
 the weights and coding tables it was made with, the coded and the padded image size, the
 padding mode, the orientation the image was coded in (orientation.py), whether the
 decoder applies the codec's post-filter (layers/post_filter.py) and whether as the mean
-over the eight orientations (its self-ensemble), a CRC32 of the
+over the eight orientations (its self-ensemble), whether a per-image Wiener filter
+follows it (wiener_filter.py, whose taps are the last stream), a CRC32 of the
 quantised latent symbols and one or more range-coded streams. The encoder writes format
 version 2; version 1 streams (sessions before 2026-12) still decode.
 
@@ -24,7 +25,9 @@ shortest form)::
           bits 1-3 orientation 0..7 (orientation.py),
           bit 4 post-filtered (1 = apply the codec's post-filter),
           bit 5 post-filter self-ensemble (1 = apply it as the mean over the
-          8 orientations; only with bit 4), bits 6-7 zero
+          8 orientations; only with bit 4),
+          bit 6 Wiener-filtered (1 = the last stream holds the taps of a
+          per-image Wiener filter, wiener_filter.py), bit 7 zero
     4     CRC32 of the quantised latent symbols                     [I]
     1     k = number of streams, 1..16                              [B]
     v*k   length of each stream in bytes, 0..2**32-1
@@ -54,8 +57,8 @@ file. Layout of format version 1 (fixed offsets, ``n`` = name length)::
 
 Version 1 has no orientation field and no post-filter flag: its images were coded as
 they are (orientation 0) and decode without a post-filter. Decoders older than the
-post-filter flag (or its ensemble flag, 2026-12) refuse streams that set it ("unknown
-header flags").
+post-filter flag (or its ensemble flag, 2026-12, or the Wiener flag, 2026-12-05) refuse
+streams that set it ("unknown header flags").
 In both versions the header CRC is checked before any field value is interpreted (only
 the lengths needed to find the CRC are read first, and those are bounded), so a corrupted
 header is reported as such, and nothing is ever sliced or allocated from a number that
@@ -112,7 +115,8 @@ _FLAG_PAD_ZERO = 0x01
 _ORIENTATION_SHIFT = 1
 _FLAG_POST_FILTERED = 0x10
 _FLAG_POST_FILTER_ENSEMBLE = 0x20
-_UNUSED_FLAGS = 0xC0
+_FLAG_WIENER_FILTERED = 0x40
+_UNUSED_FLAGS = 0x80
 _U32 = struct.Struct(">I")
 _FINGERPRINT_BYTES = 8
 _VARINT_MAX_BYTES = 5  # enough for any value below 2**35, so for every 32-bit field
@@ -154,6 +158,9 @@ class Header:
             self-ensemble (the mean of its outputs over the eight orientations,
             layers/post_filter.py), else 0; 1 needs ``post_filtered`` 1. Version 1
             can only store 0.
+        wiener_filtered: 1 if the last stream holds the taps of a per-image Wiener
+            filter the decoder applies last (wiener_filter.py), else 0. Version 1 can
+            only store 0.
         model_name: Registry name of the model, 1…64 bytes of UTF-8. Only format
             version 1 stores it (and requires it); version 2 leaves it None, since the
             fingerprint already identifies the weights.
@@ -174,6 +181,7 @@ class Header:
     model_name: str | None = None
     post_filtered: int = 0
     post_filter_ensemble: int = 0
+    wiener_filtered: int = 0
 
     def __post_init__(self) -> None:
         problem = _header_problem(self, allow_no_streams=True)
@@ -215,6 +223,7 @@ def _header_problem(header: Header, allow_no_streams: bool) -> str | None:
         header.orientation,
         header.post_filtered,
         header.post_filter_ensemble,
+        header.wiener_filtered,
     )
     if not all(_is_int(v) for v in ints):
         return "sizes, pad mode, orientation, post-filter flag and crc must be integers"
@@ -241,6 +250,8 @@ def _header_problem(header: Header, allow_no_streams: bool) -> str | None:
         return f"post-filter ensemble flag {header.post_filter_ensemble} is not 0 or 1"
     if header.post_filter_ensemble and not header.post_filtered:
         return "post-filter ensemble flag set without the post-filter flag"
+    if header.wiener_filtered not in (0, 1):
+        return f"wiener filter flag {header.wiener_filtered} is not 0 or 1"
     if not 0 <= header.symbols_crc32 <= 0xFFFFFFFF:
         return "symbol crc32 out of range"
     lengths = header.stream_lengths
@@ -319,6 +330,7 @@ def _pack_v2(header: Header) -> bytes:
         | header.orientation << _ORIENTATION_SHIFT
         | header.post_filtered * _FLAG_POST_FILTERED
         | header.post_filter_ensemble * _FLAG_POST_FILTER_ENSEMBLE
+        | header.wiener_filtered * _FLAG_WIENER_FILTERED
     )
     return b"".join(
         [
@@ -343,7 +355,7 @@ def pack(
             them.
         version: Format version to write (see the module docstring): 2 (the default)
             stores no model name and needs ``header.model_name`` None; 1 needs it set
-            and can only store orientation 0 and no post-filter flag.
+            and can only store orientation 0 and no post-filter or Wiener flag.
 
     Returns:
         The container bytes.
@@ -361,6 +373,8 @@ def pack(
         raise ValueError("format version 1 cannot store an orientation")
     if version == 1 and header.post_filtered:  # the ensemble flag needs this one
         raise ValueError("format version 1 cannot store the post-filter flag")
+    if version == 1 and header.wiener_filtered:
+        raise ValueError("format version 1 cannot store the wiener filter flag")
     if version == 2 and header.model_name is not None:
         raise ValueError("format version 2 stores no model name: leave it None")
     streams = list(streams)
@@ -450,6 +464,7 @@ def _parse_v2(data: memoryview) -> tuple[dict, int]:
         orientation=(flags >> _ORIENTATION_SHIFT) & 7,
         post_filtered=int(bool(flags & _FLAG_POST_FILTERED)),
         post_filter_ensemble=int(bool(flags & _FLAG_POST_FILTER_ENSEMBLE)),
+        wiener_filtered=int(bool(flags & _FLAG_WIENER_FILTERED)),
         symbols_crc32=sym_crc,
         stream_lengths=tuple(lengths),
     )
@@ -497,6 +512,7 @@ def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
     object.__setattr__(header, "orientation", 0)
     object.__setattr__(header, "post_filtered", 0)
     object.__setattr__(header, "post_filter_ensemble", 0)
+    object.__setattr__(header, "wiener_filtered", 0)
     for key, value in fields.items():
         object.__setattr__(header, key, value)
     problem = _header_problem(header, allow_no_streams=False)

@@ -145,19 +145,21 @@ def test_pack_matches_the_documented_layouts():
 @pytest.mark.parametrize("orientation", range(8))
 @pytest.mark.parametrize("pad_mode", [container.PAD_REPLICATE, container.PAD_ZERO])
 @pytest.mark.parametrize("post_filtered, ensemble", [(0, 0), (1, 0), (1, 1)])
-def test_orientation_pad_mode_and_post_filter_share_the_flags_byte(
-    orientation, pad_mode, post_filtered, ensemble
+@pytest.mark.parametrize("wiener", [0, 1])
+def test_orientation_pad_mode_and_filters_share_the_flags_byte(
+    orientation, pad_mode, post_filtered, ensemble, wiener
 ):
     header = dataclasses.replace(
         HEADER, orientation=orientation, pad_mode=pad_mode, post_filtered=post_filtered,
-        post_filter_ensemble=ensemble,
+        post_filter_ensemble=ensemble, wiener_filtered=wiener,
     )  # fmt: skip
     blob = pack(header, [b"abc"])
     assert blob == _raw_v2(
         fingerprint=HEADER.fingerprint,
         sym_crc=0xDEADBEEF,
-        flags=pad_mode | orientation << 1 | post_filtered << 4 | ensemble << 5,
-    )
+        flags=pad_mode | orientation << 1 | post_filtered << 4 | ensemble << 5
+        | wiener << 6,
+    )  # fmt: skip
     assert unpack(blob)[0] == dataclasses.replace(header, stream_lengths=(3,))
 
 
@@ -172,6 +174,8 @@ def test_pack_checks_version_and_model_name():
         pack(dataclasses.replace(HEADER_V1, orientation=1), [b"x"], version=1)
     with pytest.raises(ValueError, match="post-filter"):
         pack(dataclasses.replace(HEADER_V1, post_filtered=1), [b"x"], version=1)
+    with pytest.raises(ValueError, match="wiener"):
+        pack(dataclasses.replace(HEADER_V1, wiener_filtered=1), [b"x"], version=1)
     ensemble = dict(post_filtered=1, post_filter_ensemble=1)
     with pytest.raises(ValueError, match="post-filter"):
         pack(dataclasses.replace(HEADER_V1, **ensemble), [b"x"], version=1)
@@ -213,6 +217,8 @@ def test_pack_checks_given_stream_lengths():
         dict(post_filter_ensemble=1),  # the ensemble of a filter not applied
         dict(post_filtered=1, post_filter_ensemble=2),
         dict(post_filtered=1, post_filter_ensemble=True),
+        dict(wiener_filtered=2),
+        dict(wiener_filtered=True),
     ],
 )
 def test_invalid_headers_are_rejected(change):
@@ -279,7 +285,6 @@ def test_bitstream_error_is_a_value_error():
         (_raw_v2(sizes=(0, 333, 12, 51)), "height"),
         (_raw_v2(sizes=(500, 65536, 12, 51)), "width"),
         (_raw_v2(sizes=(500, 333, 1025, 51)), "padded height"),
-        (_raw_v2(flags=0x40), "flags"),
         (_raw_v2(flags=0x20), "ensemble flag set without the post-filter flag"),
         (_raw_v2(flags=0x80), "flags"),
         (_raw_v2(lengths=(), count=0, payload=b""), "stream count"),
