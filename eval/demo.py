@@ -1,9 +1,11 @@
 """`make demo`: compress and decompress the bundled photo with the bundled model.
 
 Prints the real bpp (file bytes × 8 / pixels, header included), the estimated bpp of the
-eval-mode forward, PSNR with and without the bundled post-filter (applied when the model
-has one and it helps the image; layers/post_filter.py), and encode/decode times (the first
-call of each includes JIT compilation, so both are timed on a second run).
+eval-mode forward (plus the Wiener filter's bytes, as sent), PSNR with and without the
+filters: the bundled post-filter (applied when the model has one and it helps the image;
+layers/post_filter.py) and the per-image Wiener filter (sent when it pays at the
+weights' λ; coding/wiener_filter.py), and encode/decode times (the first call of each
+includes JIT compilation, so both are timed on a second run).
 """
 
 import argparse
@@ -17,7 +19,7 @@ from llic_jax.cli import read_image
 from llic_jax.coding.codec import encode, fingerprint
 from llic_jax.metrics import psnr
 from llic_jax.post_filter_weights import bundled_post_filter
-from llic_jax.weights import BUNDLED, DEFAULT_QUALITY
+from llic_jax.weights import BUNDLED, DEFAULT_QUALITY, bundled_path, read_metadata
 
 SAMPLE = Path(llic_jax.__file__).parent / "assets" / "sample.png"
 
@@ -36,6 +38,12 @@ def _post_filter_status(applied: bool, post_filter) -> str:
     return "none bundled" if post_filter is None else "not needed"
 
 
+def _wiener_status(wiener_bytes: int, lmbda: float | None) -> str:
+    if lmbda is None:
+        return "off (the weights do not record their λ)"
+    return f"{wiener_bytes} bytes" if wiener_bytes else "not needed"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--image", default=str(SAMPLE))
@@ -47,7 +55,11 @@ def main(argv=None):
     model, variables = llic_jax.load_weights(args.weights or None)
     weights_name = f"bundled, quality {DEFAULT_QUALITY} of {sorted(BUNDLED)}"
     post_filter = bundled_post_filter(fingerprint(variables))
-    encoded, enc_s = timed(lambda: encode(model, variables, img, post_filter=post_filter))
+    lmbda = read_metadata(args.weights or bundled_path()).get("lmbda")
+    lmbda = None if lmbda is None else float(lmbda)
+    encoded, enc_s = timed(
+        lambda: encode(model, variables, img, post_filter=post_filter, wiener_lmbda=lmbda)
+    )
     blob = encoded.blob
     Path(args.out).write_bytes(blob)
     decoded, dec_s = timed(
@@ -62,10 +74,12 @@ def main(argv=None):
         ("model", f"{model.model_name} ({args.weights or weights_name})"),
         ("stream", f"{args.out}: {len(blob)} bytes"),
         ("real bpp", f"{8 * len(blob) / (h * w):.4f}"),
-        ("estimated bpp", f"{bits / (h * w):.4f}"),
+        # the model's estimate, plus the Wiener filter's bytes as sent (as `llic eval`)
+        ("estimated bpp", f"{(bits + 8 * encoded.wiener_bytes) / (h * w):.4f}"),
         ("post-filter", _post_filter_status(encoded.post_filtered, post_filter)),
+        ("Wiener filter", _wiener_status(encoded.wiener_bytes, lmbda)),
         ("PSNR", f"{psnr(img, decoded):.2f} dB"),
-        ("PSNR without post-filter", f"{psnr(img, estimate):.2f} dB"),
+        ("PSNR without filters", f"{psnr(img, estimate):.2f} dB"),
         ("encode", f"{enc_s * 1e3:.0f} ms"),
         ("decode", f"{dec_s * 1e3:.0f} ms"),
         (

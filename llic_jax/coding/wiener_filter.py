@@ -55,7 +55,9 @@ MAX_RADIUS = 7
 _MAX_COEFFICIENT = 1 << 20  # |k| / step; far above any fitted value
 _MAX_ORDER = 15
 _MAX_PREFIX = 24  # leading zeros of one Exp-Golomb code; more means a corrupt stream
-_BAND_ROWS = 256  # rows per band: bounds the memory of fitting and applying
+_BAND_ROWS = (
+    64  # rows per band: bounds the memory of fitting and applying (and is faster)
+)
 # Candidates the encoder tries (each is scored from one Gram matrix, see fit_wiener_filter).
 _RADII = (1, 2, 3, 4, 5, 6, 7)
 _STEPS_LOG2 = (8, 9, 10)
