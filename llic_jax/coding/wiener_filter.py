@@ -58,6 +58,10 @@ _MAX_PREFIX = 24  # leading zeros of one Exp-Golomb code; more means a corrupt s
 _BAND_ROWS = (
     64  # rows per band: bounds the memory of fitting and applying (and is faster)
 )
+# The fit's statistics come from every band up to this many pixels, from evenly spaced
+# bands beyond it (a 4K frame: one band in eight): ~60 unknowns per channel need far
+# fewer, and the Gram matrix is most of the fit's time.
+_FIT_PIXELS = 1 << 20
 # Candidates the encoder tries (each is scored from one Gram matrix, see fit_wiener_filter).
 _RADII = (1, 2, 3, 4, 5, 6, 7)
 _STEPS_LOG2 = (8, 9, 10)
@@ -250,7 +254,8 @@ def fit_wiener_filter(
     of a filter is ``(payload bits + extra_bits) / pixels + lmbda · ΔMSE(0–255)`` against
     sending none; ΔMSE is the float one, from the normal equations (the 8-bit rounding is
     the caller's to check). Tried: every radius in (1, …, 5) and coefficient step
-    2**-8, 2**-9, 2**-10; each from one Gram matrix of the largest set of taps.
+    2**-8, 2**-9, 2**-10; each from one Gram matrix of the largest set of taps (over
+    evenly spaced row bands of about a megapixel in all on larger images).
     """
     _check_images(filtered, synthesis)
     if np.shape(image) != np.shape(filtered):
@@ -265,7 +270,9 @@ def fit_wiener_filter(
     grams = np.zeros((3, n, n))
     cross = np.zeros((3, n))
     band = np.empty((n, min(_BAND_ROWS, height), width))  # one buffer for every band
-    for start in range(0, height, _BAND_ROWS):
+    stride = -(-height * width // _FIT_PIXELS)  # every band below _FIT_PIXELS
+    sampled = 0
+    for start in range(0, height, _BAND_ROWS * stride):
         rows = slice(start, min(start + _BAND_ROWS, height))
         for c in range(3):
             for i, tap in enumerate(_band_taps(f_pad, s_pad, c, radius, rows)):
@@ -274,6 +281,7 @@ def fit_wiener_filter(
             target = image[rows, :, c].astype(np.float64).ravel() / 255.0
             grams[c] += taps @ taps.T
             cross[c] += taps @ (target - taps[0])
+        sampled += (rows.stop - start) * width
     pixels = height * width
     best, best_cost = None, 0.0
     for r in _RADII:
@@ -288,7 +296,7 @@ def fit_wiener_filter(
             k = q * 2.0**-step_log2
             # Change of the summed squared error: kᵀGk − 2kᵀb per channel.
             delta_sse = float(np.sum(np.einsum("ci,cij,cj->c", k, gram, k))
-                              - 2 * np.sum(k * rhs))  # fmt: skip
+                              - 2 * np.sum(k * rhs)) * pixels / sampled  # fmt: skip
             wiener = WienerFilter(r, with_synthesis, step_log2, q)
             cost = (payload_bits(wiener) + extra_bits) / pixels + lmbda * delta_sse * (
                 255.0**2
