@@ -108,7 +108,8 @@ def _band_taps(filtered, synthesis, channel, radius, rows):
     """Yields the taps of `channel` for image rows `rows` (a slice), float64 [rows, W].
 
     `filtered` and `synthesis` are edge-padded by `radius` on every side (float64);
-    `synthesis` is None without synthesis taps.
+    `synthesis` is None without synthesis taps. Every tap but the first (a view of
+    `filtered`) is a fresh array the caller may overwrite.
     """
     r = radius
     width = filtered.shape[1] - 2 * r
@@ -126,8 +127,11 @@ def _band_taps(filtered, synthesis, channel, radius, rows):
     if synthesis is not None:
         for c in range(3):
             yield plane(synthesis, c) - plane(filtered, c)
+    twice = 2 * own
     for i, j in _offset_pairs(radius):
-        yield plane(filtered, channel, i, j) + plane(filtered, channel, -i, -j) - 2 * own
+        pair = plane(filtered, channel, i, j) + plane(filtered, channel, -i, -j)
+        pair -= twice  # in place: the same rounding as (a + b) - 2 * own, one array less
+        yield pair
 
 
 def _padded(img: np.ndarray | None, radius: int) -> np.ndarray | None:
@@ -167,7 +171,8 @@ def apply_wiener_filter(
             taps = _band_taps(f_pad, s_pad, c, wiener.radius, rows)
             acc = next(taps) * (1.0 + weights[c, 0])
             for weight, tap in zip(weights[c, 1:], taps, strict=True):
-                acc += weight * tap
+                tap *= weight  # fresh arrays (the gain's, a view, was used above)
+                acc += tap
             out[rows, :, c] = acc
     return out
 
