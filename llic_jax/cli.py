@@ -248,7 +248,6 @@ def cmd_eval(args) -> None:
         raise CliError("--refine needs real coding: drop --entropy-estimation")
     if args.orient and args.entropy_estimation:
         raise CliError("--orient needs real coding: drop --entropy-estimation")
-    args.no_wiener = args.no_wiener or args.entropy_estimation
     images = evaluate.load_images(args.data)
     weights = args.weights or [str(bundled_path(q)) for q in sorted(BUNDLED)]
     if args.post_filter and len(args.post_filter) != len(weights):
@@ -264,7 +263,8 @@ def cmd_eval(args) -> None:
     for path, filter_path in zip(weights, filters, strict=True):
         model, variables = _load(path)
         runs.append((path, model, variables, _refinement(args, path),
-                     _orientation_lmbda(args, path), _wiener_lmbda(args, path),
+                     _orientation_lmbda(args, path),
+                     None if args.entropy_estimation else _wiener_lmbda(args, path),
                      _post_filter(filter_path, variables, no_filter)))  # fmt: skip
         if args.filter_ensemble and runs[-1][-1] is None:
             raise CliError(f"--filter-ensemble needs a post-filter: none is bundled "

@@ -151,11 +151,11 @@ def evaluate_model(
                 for k in turns:
                     if orientation_lmbda is not None:
                         llic_jax.reconstruct(model, variables, orient(img, k))
+                    # no Wiener filter here: it is numpy, with nothing to compile
                     blob = encode(
                         model, variables, img, estimate=True, refinement=warm_up,
                         orientation=k, post_filter=post_filter,
                         post_filter_ensemble=post_filter_ensemble,
-                        wiener_lmbda=wiener_lmbda,
                     ).blob  # fmt: skip
                     llic_jax.decompress(model, variables, blob, post_filter=post_filter)
         row = {"image": name}

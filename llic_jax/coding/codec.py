@@ -304,8 +304,8 @@ def encode(
     if wiener_lmbda is not None:
         with phase(times, "network"):
             wiener_stream, reconstruction = _wiener(
-                img, orientation, x_hat[0, :h, :w],
-                decoded[0, :h, :w] if post_filtered else None, reconstruction,
+                img, orientation, decoded[0, :h, :w],
+                x_hat[0, :h, :w] if post_filtered else None, reconstruction,
                 wiener_lmbda,
             )  # fmt: skip
         streams_extra = [wiener_stream] if wiener_stream else []
@@ -332,18 +332,17 @@ def encode(
                    bool(ensembled), sum(map(len, streams_extra)))  # fmt: skip
 
 
-def _wiener(img, orientation, synthesis, filtered, reconstruction, lmbda):
+def _wiener(img, orientation, shown, synthesis, reconstruction, lmbda):
     """(the Wiener filter's stream or b"", the reconstruction it gives or the one given).
 
-    `synthesis` and `filtered` (None without a post-filter) are the decoder's float
-    images, cropped, in the coded orientation, where the filter is fitted. It is kept
-    only if the RD cost of the 8-bit result, its stream and that stream's length field
-    included, is lower than without it.
+    `shown` is the float image behind `reconstruction` and `synthesis` the one before the
+    post-filter (None where it did not run), both cropped, in the coded orientation,
+    where the filter is fitted. It is kept only if the RD cost of the 8-bit result, its
+    stream and that stream's length field included, is lower than without it.
     """
-    synthesis = np.asarray(synthesis, np.float32)
-    if filtered is None:  # no post-filter: the filter works on the synthesis alone
-        filtered, synthesis = synthesis, None
-    filtered = np.asarray(filtered, np.float32)
+    filtered = np.asarray(shown, np.float32)
+    if synthesis is not None:
+        synthesis = np.asarray(synthesis, np.float32)
     # extra_bits: the stream's length field in the header, one byte below 128 bytes
     wiener = fit_wiener_filter(orient(img, orientation), filtered, synthesis, lmbda,
                                extra_bits=8)  # fmt: skip
