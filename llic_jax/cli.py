@@ -23,15 +23,22 @@ cache), so the next command with the same model and image size skips compiling:
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from llic_jax.atomic_write import check_destination, write_atomically
 from llic_jax.eval_journal import EvalJournal, journal_path
+
+if TYPE_CHECKING:  # the CLI imports JAX lazily, so that --help and errors are quick
+    from llic_jax.coding.latent_refinement import Refinement
+    from llic_jax.models.base import CompressionModel
+    from llic_jax.post_filter_weights import LoadedPostFilter
 
 __all__ = [
     "console_main",
@@ -239,6 +246,19 @@ _CONVENTIONS = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class _EvalRun:
+    """One weights file of an `llic eval` and how its images are coded."""
+
+    path: str
+    model: "CompressionModel"
+    variables: dict
+    refinement: "Refinement | None"  # None: no --refine
+    orientation_lmbda: float | None  # None: no --orient
+    wiener_lmbda: float | None  # None: no Wiener filter
+    post_filter: "LoadedPostFilter | None"
+
+
 def cmd_eval(args) -> None:
     from llic_jax import evaluate, rd_results
     from llic_jax.weights import BUNDLED, bundled_path
@@ -262,19 +282,23 @@ def cmd_eval(args) -> None:
     runs = []
     for path, filter_path in zip(weights, filters, strict=True):
         model, variables = _load(path)
-        runs.append((path, model, variables, _refinement(args, path),
-                     _orientation_lmbda(args, path),
-                     None if args.entropy_estimation else _wiener_lmbda(args, path),
-                     _post_filter(filter_path, variables, no_filter)))  # fmt: skip
-        if args.filter_ensemble and runs[-1][-1] is None:
+        run = _EvalRun(
+            path, model, variables,
+            refinement=_refinement(args, path),
+            orientation_lmbda=_orientation_lmbda(args, path),
+            wiener_lmbda=None if args.entropy_estimation else _wiener_lmbda(args, path),
+            post_filter=_post_filter(filter_path, variables, no_filter),
+        )  # fmt: skip
+        if args.filter_ensemble and run.post_filter is None:
             raise CliError(f"--filter-ensemble needs a post-filter: none is bundled "
                            f"for {path} (give --post-filter)")  # fmt: skip
+        runs.append(run)
     journal = EvalJournal.start(
         journal_path(args.out), _eval_settings(args, images, runs), args.resume
     )
     points, names = [], set()
     for index, run in enumerate(runs):
-        path, model, variables, refinement, orientation_lmbda, wiener, post_filter = run
+        path, model, post_filter = run.path, run.model, run.post_filter
         names.add(model.model_name)
         save = (
             None if args.save_recon is None else Path(args.save_recon) / Path(path).stem
@@ -285,11 +309,11 @@ def cmd_eval(args) -> None:
                   f"from {journal.path}")  # fmt: skip
         try:
             points.append(evaluate.evaluate_model(
-                model, variables, images, entropy_estimation=args.entropy_estimation,
+                model, run.variables, images, entropy_estimation=args.entropy_estimation,
                 save_recon=save, progress=not args.quiet, label=Path(path).name,
-                refinement=refinement, orientation_lmbda=orientation_lmbda,
+                refinement=run.refinement, orientation_lmbda=run.orientation_lmbda,
                 finished=finished, post_filter=post_filter,
-                post_filter_ensemble=args.filter_ensemble, wiener_lmbda=wiener,
+                post_filter_ensemble=args.filter_ensemble, wiener_lmbda=run.wiener_lmbda,
                 on_row=lambda row, index=index: journal.record(index, row),
             ))  # fmt: skip
         except KeyboardInterrupt:
@@ -313,7 +337,7 @@ def cmd_eval(args) -> None:
                     ensembled = sum(row.get("post_filter_ensemble", 0) for row in rows)
                     line += f" ({ensembled} by its self-ensemble)"
                 print(line)
-            if wiener is not None:
+            if run.wiener_lmbda is not None:
                 sent = [row["wiener_bytes"] for row in rows if row.get("wiener_bytes")]
                 print(f"  Wiener filter sent for {len(sent)}/{len(rows)} images"
                       + (f" ({np.mean(sent):.0f} bytes each)" if sent else ""))  # fmt: skip
@@ -323,12 +347,12 @@ def cmd_eval(args) -> None:
                  "Gumbel annealing)")  # fmt: skip
     if args.orient:
         mode += ", each image coded in the cheapest of its 8 orientations"
-    if any(run[-1] is not None for run in runs):
+    if any(run.post_filter is not None for run in runs):
         mode += ", decoder-side post-filter where it helps (rows: post_filtered)"
         if args.filter_ensemble:
             mode += (", or its 8-orientation self-ensemble where that helps more "
                      "(rows: post_filter_ensemble)")  # fmt: skip
-    if any(run[5] is not None for run in runs):
+    if any(run.wiener_lmbda is not None for run in runs):
         mode += (", then a per-image Wiener filter where it lowers bpp + λ·MSE (rows: "
                  "wiener_bytes, counted in estimated_bits as sent)")  # fmt: skip
     description = f"llic_jax {mode} on {args.data}; {_CONVENTIONS}"
@@ -344,26 +368,25 @@ def _eval_settings(args, images, runs) -> dict:
     The pixels of every image, each weights file's fingerprint, the refinement's whole
     schedule (its defaults may change between versions) and the container version.
     """
-    import dataclasses
     import hashlib
 
     from llic_jax.coding.codec import fingerprint
     from llic_jax.coding.container import FORMAT_VERSION
 
-    _, _, variables, refinements, orientation_lmbdas, wieners, filters = zip(
-        *runs, strict=True
-    )
+    refinements = [run.refinement for run in runs]
+    wieners = [run.wiener_lmbda for run in runs]
+    filters = [run.post_filter for run in runs]
     settings = {
         "data": str(Path(args.data).resolve()),
         "images": {
             name: hashlib.blake2b(img.tobytes(), digest_size=8).hexdigest()
             for name, img in images
         },
-        "weights": [fingerprint(v).hex() for v in variables],
+        "weights": [fingerprint(run.variables).hex() for run in runs],
         "entropy_estimation": args.entropy_estimation,
         "container_version": FORMAT_VERSION,
         "refinement": [None if r is None else dataclasses.asdict(r) for r in refinements],
-        "orientation_lmbda": list(orientation_lmbdas),
+        "orientation_lmbda": [run.orientation_lmbda for run in runs],
     }
     # Keys only where set, so that runs without them still resume journals of versions
     # from before the post-filter and its ensemble.
@@ -372,7 +395,7 @@ def _eval_settings(args, images, runs) -> dict:
     if args.filter_ensemble:
         settings["post_filter_ensemble"] = True
     if any(v is not None for v in wieners):
-        settings["wiener_lmbda"] = list(wieners)
+        settings["wiener_lmbda"] = wieners
     return settings
 
 

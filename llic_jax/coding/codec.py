@@ -351,7 +351,7 @@ def _wiener(img, orientation, shown, synthesis, reconstruction, lmbda):
     stream = encode_wiener_filter(wiener)
     filtered = apply_wiener_filter(wiener, filtered, synthesis)
     candidate = unorient(to_uint8(filtered[None]), orientation)
-    bits = 8 * (len(stream) + len(container._varint(len(stream))))
+    bits = 8 * (len(stream) + container.length_field_bytes(len(stream)))
     delta_sse = _sse(candidate, img) - _sse(reconstruction, img)
     if bits + lmbda * delta_sse / 3 >= 0:  # both sides per pixel, times the pixels
         return b"", reconstruction

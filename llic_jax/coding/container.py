@@ -90,6 +90,7 @@ __all__ = [
     "PAD_ZERO",
     "BitstreamError",
     "Header",
+    "length_field_bytes",
     "pack",
     "symbols_crc32",
     "unpack",
@@ -274,6 +275,14 @@ def _varint(value: int) -> bytes:
         out.append(low | (0x80 if value else 0))
         if not value:
             return bytes(out)
+
+
+def length_field_bytes(stream_length: int) -> int:
+    """Bytes the header spends on a stream of `stream_length` bytes (its length field).
+
+    What an encoder adds to a stream's own bytes when it weighs sending that stream.
+    """
+    return len(_varint(stream_length))
 
 
 def _read_varint(data: memoryview, at: int) -> tuple[int, int]:

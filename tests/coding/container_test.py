@@ -140,6 +140,7 @@ def test_pack_matches_the_documented_layouts():
         b"\xff\xff\xff\xff\x0f",
     ]
     assert [container._varint(n) for n in lengths] == [_leb128(n) for n in lengths]
+    assert [container.length_field_bytes(n) for n in lengths] == [1, 1, 2, 3, 5]
 
 
 @pytest.mark.parametrize("orientation", range(8))
