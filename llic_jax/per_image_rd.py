@@ -2,11 +2,12 @@
 
 A curve's mean BD-rate hides how it spreads over the photos: session 26 found the
 compact LLIC level with AVIF on smooth Kodak photos and 2–3.6 dB behind on those of
-regular fine structure (docs/results.md "Session 26"). Results files of `llic eval` and
-`llic bench` keep every image's row under `points` (rd_results.py), so each photo has its
-own RD curve in both files, and the usual figures apply to it: BD-rate and BD-quality of
-the test photo's curve against the anchor photo's (bjontegaard.py), and at each test
-point the quality difference to the anchor photo's fit at the same rate.
+regular fine structure (docs/results-history.md "Session 26"). Results files of
+`llic eval` and `llic bench` keep every image's row under `points` (rd_results.py), so
+each photo has its own RD curve in both files, and the usual figures apply to it:
+BD-rate and BD-quality of the test photo's curve against the anchor photo's
+(bjontegaard.py), and at each test point the quality difference to the anchor photo's
+fit at the same rate.
 
 Conventions: quality is PSNR (dB) or MS-SSIM in dB (−10·log10(1 − MS-SSIM), per image),
 rate is the image's own bpp; photos are matched by their `image` name; a photo must be in

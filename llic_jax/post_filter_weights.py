@@ -12,9 +12,10 @@ casts them to float32.
 x̂ + g·(mean − x̂), where mean is `layers.post_filter.dihedral_mean` of the filter. The
 mean of eight residuals is shorter than each (they partly disagree), so a gain a little
 above 1 fitted on the training photos (`train.post_filter --export … --ensemble-gain
-fit`) restores some of it: +0.013 to +0.014 dB on kodak24 at g = 1.15 for the session-26
-filters (docs/results.md "Session 27"). It is part of what a stream flagged for the
-ensemble decodes to, so it lives in the filter's file; absent means 1, the plain mean.
+fit`) restores some of it: +0.013 to +0.014 dB on kodak24 at g = 1.15 for the
+session-26 filters (docs/results-history.md "Session 27"). It is part of what a stream
+flagged for the ensemble decodes to, so it lives in the filter's file; absent means 1,
+the plain mean.
 """
 
 import dataclasses

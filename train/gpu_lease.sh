@@ -18,7 +18,7 @@
 # from: one per λ, or one for every λ; by default the bundled models of those λ, so a lease
 # continues the shipped curve); BATCH (crops of PATCH² per step; 16 × 256² feeds as many
 # pixels as session 8's 64 × 128²); DOWNSCALE (integer box downscale of the photos before
-# cropping; 1 since session 9, docs/results.md "Session 9: larger crops"); BUDGET_S (wall
+# cropping; 1 since session 9, docs/results-history.md "Session 9"); BUDGET_S (wall
 # clock of all λ together, compilation and PROFILE included); PROFILE=1 (first a profiled
 # step of the same shapes, time by kernel and by model part: it pays the compilation that
 # the sweep then loads from the cache, so it costs ~20 s more); SWEEP_ARGS (more flags for

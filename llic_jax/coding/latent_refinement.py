@@ -18,10 +18,10 @@ images with the bundled quality-3 model at 40 steps: 2e-2 with the decay beat a 
 straight-through and additive-noise surrogates raised the real RD cost instead. At 60
 steps, other Adam moments (β₁ 0.8; β₂ 0.99, 0.95) and temperature ends (0.5 → 0.02,
 0.3 → 0.05) changed the cost by at most 0.08% and a hotter start (1.0) lost 0.7%
-(docs/results.md, "Session 19"). The default of 20 steps (~1.1 s each for a 500×500
-image on two CPU cores, nearly all of it the synthesis transform's gradient) is the
-cheap end of the method; docs/results.md evaluates 20 and 60 (60: BD-rate −5% against
-20, 75–80 s per image); Yang et al. run 2,000.
+(docs/results-history.md, "Session 19"). The default of 20 steps (~1.1 s each for a
+500×500 image on two CPU cores, nearly all of it the synthesis transform's gradient) is
+the cheap end of the method; docs/results-history.md evaluates 20 and 60 (60: BD-rate
+−5% against 20, 75–80 s per image); Yang et al. run 2,000.
 
 Loss convention (DESIGN.md §5): `bits / (H·W) + λ·MSE`, MSE on the 0–255 scale over
 the original H×W only (the padding is not the user's image, but its latents are coded,

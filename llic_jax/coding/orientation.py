@@ -12,9 +12,9 @@ Orientation k ∈ 0…7 codes `orient(img, k)`: a rotation by k mod 4 quarter tu
 counter-clockwise (`np.rot90`), then, for k ≥ 4, a left-right mirror. Odd k swap
 height and width. `unorient(orient(img, k), k) == img` for every k.
 
-Measured on kodak24 with the bundled models (docs/results.md, "Session 17"): choosing per
-image by the estimated RD cost lowers the real cost by 0.44-0.67% on average (q4-q2), up
-to 1.9% on one photo, BD-rate -1.47%.
+Measured on kodak24 with the bundled models (docs/results-history.md, "Session 17"):
+choosing per image by the estimated RD cost lowers the real cost by 0.44-0.67% on
+average (q4-q2), up to 1.9% on one photo, BD-rate -1.47%.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ behind the adaptive loop filter of H.266/VVC: Karczewicz et al., "VVC in-loop fi
 IEEE TCSVT 2021, where it is fitted per picture and signalled too), quantises it with a
 step of ``2**-step_log2`` and keeps it only where it pays in the RD cost
 ``bits / pixels + λ · MSE(0–255)``. With the bundled compact models it adds ~0.1 dB for
-~100 bytes on a 500×500 Kodak crop (docs/results.md, session 29).
+~100 bytes on a 500×500 Kodak crop (docs/results-history.md, session 29).
 
 Payload (the container's third stream)::
 

@@ -20,11 +20,12 @@ little; their mean is, on average, closer to the original than each of them (the
 "geometric self-ensemble" of super-resolution: Lim et al., "Enhanced deep residual
 networks for single image super-resolution" (EDSR), CVPRW 2017, arXiv:1707.02921). It
 costs eight filter passes and no bits. Measured on kodak24 with the shipped session-26
-filters (eval-mode reconstructions, docs/results.md "Session 27"): q3 28.677 → 28.709 dB
-with all eight, 28.706 with the four rotations, 28.698 with a left-right mirror only.
-The averaging also shortens the residual; scaling it back by ~1.15 adds ~0.013 dB more
-(same section): a property of each trained filter, so the gain is stored in its file
-(post_filter_weights.py `ensemble_gain`) and applied there, not here.
+filters (eval-mode reconstructions, docs/results-history.md "Session 27"): q3
+28.677 → 28.709 dB with all eight, 28.706 with the four rotations, 28.698 with a
+left-right mirror only. The averaging also shortens the residual; scaling it back by
+~1.15 adds ~0.013 dB more (same section): a property of each trained filter, so the gain
+is stored in its file (post_filter_weights.py `ensemble_gain`) and applied there, not
+here.
 """
 
 from collections.abc import Callable
