@@ -258,7 +258,7 @@ def fit_wiener_filter(
     image before the post-filter, or None if the decoder does not post-filter. The cost
     of a filter is ``(payload bits + extra_bits) / pixels + lmbda · ΔMSE(0–255)`` against
     sending none; ΔMSE is the float one, from the normal equations (the 8-bit rounding is
-    the caller's to check). Tried: every radius in (1, …, 5) and coefficient step
+    the caller's to check). Tried: every radius in `_RADII` (1 … 7) and coefficient step
     2**-8, 2**-9, 2**-10; each from one Gram matrix of the largest set of taps (over
     evenly spaced row bands of about a megapixel in all on larger images).
     """
