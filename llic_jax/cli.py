@@ -298,22 +298,23 @@ def cmd_eval(args) -> None:
     )
     points, names = [], set()
     for index, run in enumerate(runs):
-        path, model, post_filter = run.path, run.model, run.post_filter
-        names.add(model.model_name)
-        save = (
-            None if args.save_recon is None else Path(args.save_recon) / Path(path).stem
-        )
+        names.add(run.model.model_name)
+        save = None
+        if args.save_recon is not None:
+            save = Path(args.save_recon) / Path(run.path).stem
         finished = journal.finished(index)
         if finished:
-            print(f"{Path(path).name}: {len(finished)} of {len(images)} images "
+            print(f"{Path(run.path).name}: {len(finished)} of {len(images)} images "
                   f"from {journal.path}")  # fmt: skip
         try:
             points.append(evaluate.evaluate_model(
-                model, run.variables, images, entropy_estimation=args.entropy_estimation,
-                save_recon=save, progress=not args.quiet, label=Path(path).name,
+                run.model, run.variables, images,
+                entropy_estimation=args.entropy_estimation,
+                save_recon=save, progress=not args.quiet, label=Path(run.path).name,
                 refinement=run.refinement, orientation_lmbda=run.orientation_lmbda,
-                finished=finished, post_filter=post_filter,
-                post_filter_ensemble=args.filter_ensemble, wiener_lmbda=run.wiener_lmbda,
+                finished=finished, post_filter=run.post_filter,
+                post_filter_ensemble=args.filter_ensemble,
+                wiener_lmbda=run.wiener_lmbda,
                 on_row=lambda row, index=index: journal.record(index, row),
             ))  # fmt: skip
         except KeyboardInterrupt:
@@ -322,7 +323,7 @@ def cmd_eval(args) -> None:
             raise
         rows = points[-1]["images"]
         mean = rd_results.summarise_point(rows)
-        print(f"{Path(path).name}: {mean['bpp']:.4f} bpp (estimated "
+        print(f"{Path(run.path).name}: {mean['bpp']:.4f} bpp (estimated "
               f"{mean['estimated_bpp']:.4f}), {mean['psnr-rgb']:.2f} dB, MS-SSIM "
               f"{mean.get('ms-ssim-rgb', float('nan')):.4f} over {len(images)} images")  # fmt: skip
         if not args.entropy_estimation:
@@ -330,7 +331,7 @@ def cmd_eval(args) -> None:
             close = sum(8 * r["bytes"] <= 1.01 * r["estimated_bits"] + 800 for r in rows)
             print(f"  decoded = encoder's reconstruction on {exact}/{len(rows)} images; "
                   f"real within 1% + 100 B of estimated on {close}/{len(rows)}")  # fmt: skip
-            if post_filter is not None:
+            if run.post_filter is not None:
                 used = sum(row.get("post_filtered", 0) for row in rows)
                 line = f"  post-filtered: {used}/{len(rows)} images"
                 if args.filter_ensemble:
