@@ -83,15 +83,16 @@ EOF
       --out "$WORK/new_q$q.json" --quiet
   # Prints the two RD costs (also into the summary), then "yes" when the new pair's is lower.
   better=$("$PY" - "$lmbda" "$q" "$WORK/bundled_q$q.json" "$WORK/new_q$q.json" "$summary" <<'EOF'
-import json
 import sys
 
 import numpy as np
 
+from llic_jax.rd_results import load_curve
+
 lmbda, q, summary = float(sys.argv[1]), sys.argv[2], sys.argv[5]
 costs, lines = [], []
 for label, name in zip(("bundled", "new"), sys.argv[3:5]):
-    rows = json.load(open(name))["points"][0]["images"]
+    rows = load_curve(name)["points"][0]["images"]
     bpp = np.mean([r["bpp"] for r in rows])
     psnr = np.mean([r["psnr"] for r in rows])
     mse = np.mean([255.0**2 * 10 ** (-r["psnr"] / 10) for r in rows])  # DESIGN.md §5
