@@ -49,6 +49,7 @@ def measure(model, variables, images, lmbda: float, steps: list[int], **settings
     from llic_jax import Refinement
     from llic_jax.coding.codec import pad_image, to_uint8
     from llic_jax.coding.latent_refinement import refine_latents
+    from llic_jax.coding.placement import centred_placement
 
     params = variables["params"]
 
@@ -60,33 +61,37 @@ def measure(model, variables, images, lmbda: float, steps: list[int], **settings
     def hard_forward(y, z):
         return model.apply({"params": params}, y, z, jnp.round, method="relaxed_forward")
 
-    def figures(img, y, z, size):
+    def figures(img, y, z, size, placement):
         x_hat, bits = hard_forward(y, z)
-        h, w = size
-        decoded = to_uint8(x_hat)[:h, :w].astype(np.float64)
+        (h, w), (top, left) = size, placement
+        decoded = to_uint8(x_hat)[top : top + h, left : left + w].astype(np.float64)
         mse = float(np.mean((decoded - img) ** 2))
         bpp = float(bits.sum()) / (h * w)
         psnr = 10 * np.log10(255.0**2 / max(mse, 1e-10))
         return {"bpp": bpp, "psnr": psnr}
 
-    start = []  # per image: (padded x, size, y, z, figures of the analysis latents)
+    start = []  # per image: (padded x, size, placement, y, z, analysis' figures)
     for img in images:
-        x, size = pad_image(model, img)
+        placement = centred_placement(model, *img.shape[:2])  # as the codec does
+        x, size = pad_image(model, img, placement)
         y, z = analysis(x)
-        start.append((x, size, y, z, figures(img, y, z, size)))
+        start.append((x, size, placement, y, z, figures(img, y, z, size, placement)))
     rows = [_row(0, [s[-1] for s in start], [0.0] * len(images), [])]
     print_row(rows[0])
     if start:  # one step compiles the refinement for every row
-        x, size, y, z, _ = start[0]
-        refine_latents(model, params, x, size, y, z, Refinement(lmbda, 1, **settings))
+        x, size, placement, y, z, _ = start[0]
+        refine_latents(model, params, x, size, y, z, Refinement(lmbda, 1, **settings),
+                       placement=placement)  # fmt: skip
     for n in steps:
         refinement = Refinement(lmbda=lmbda, steps=n, **settings)
         results, changes, seconds = [], [], []
-        for img, (x, size, y, z, _) in zip(images, start, strict=True):
+        for img, (x, size, placement, y, z, _) in zip(images, start, strict=True):
             began = time.perf_counter()
-            (y_r, z_r), costs = refine_latents(model, params, x, size, y, z, refinement)
+            (y_r, z_r), costs = refine_latents(
+                model, params, x, size, y, z, refinement, placement=placement
+            )
             seconds.append(time.perf_counter() - began)  # costs are host floats
-            results.append(figures(img, y_r, z_r, size))
+            results.append(figures(img, y_r, z_r, size, placement))
             changes.append(costs["cost_after"] / costs["cost_before"] - 1)
         rows.append(_row(n, results, changes, seconds))
         print_row(rows[-1])

@@ -49,19 +49,21 @@ def _usage_fn(model):
     return jax.jit(usage)
 
 
-def _psnr(img: np.ndarray, x_hat: np.ndarray) -> float:
+def _psnr(img: np.ndarray, x_hat: np.ndarray, placement: tuple[int, int]) -> float:
     from llic_jax.coding.codec import to_uint8
     from llic_jax.metrics import psnr
 
-    h, w = img.shape[:2]
-    return float(psnr(img, to_uint8(x_hat[None])[:h, :w]))
+    (h, w), (top, left) = img.shape[:2], placement
+    return float(psnr(img, to_uint8(x_hat[None])[top : top + h, left : left + w]))
 
 
 def _image_usage(model, params, img: np.ndarray) -> dict:
     """Bit and symbol counts of one image (sums, so that images can be added up)."""
     from llic_jax.coding.codec import pad_image
+    from llic_jax.coding.placement import centred_placement
 
-    x, (h, w) = pad_image(model, img)
+    placement = centred_placement(model, *img.shape[:2])  # where the codec puts it
+    x, (h, w) = pad_image(model, img, placement)
     out = {k: np.asarray(v) for k, v in _usage_fn(model)(params, x).items()}
     bits_y = out["bits_y"]
     masks = model.coding_masks(bits_y.shape)
@@ -75,8 +77,8 @@ def _image_usage(model, params, img: np.ndarray) -> dict:
         "step_bits": np.array([bits_y[mask].sum() for mask in masks]),
         "channel_bits": bits_y.sum(axis=(0, 1)),
         "channel_nonzero": (out["symbols_y"] != 0).sum(axis=(0, 1)),
-        "psnr_decoded": _psnr(img, out["x_hat"]),
-        "psnr_unquantised": _psnr(img, out["x_unquantised"]),
+        "psnr_decoded": _psnr(img, out["x_hat"], placement),
+        "psnr_unquantised": _psnr(img, out["x_unquantised"], placement),
     }
 
 

@@ -44,18 +44,27 @@ def _eval_forward_fn(model):
     )
 
 
-def reconstruct(model, variables: dict, img: np.ndarray) -> tuple[np.ndarray, float]:
+def reconstruct(
+    model, variables: dict, img: np.ndarray, placement: tuple[int, int] | None = None
+) -> tuple[np.ndarray, float]:
     """Eval-mode forward without entropy coding.
 
     Args:
       img: uint8 [H, W, 3].
+      placement: (top, left) of the image in its padded canvas; None centres it, as
+        the codec does (coding/placement.py).
 
     Returns:
       (reconstruction uint8 [H, W, 3], estimated bits = Σ −log2 p over y and z).
     """
-    from llic_jax.coding.codec import pad_image, to_uint8  # codec imports this module
+    # codec imports this module
+    from llic_jax.coding.codec import pad_image, to_uint8
+    from llic_jax.coding.placement import centred_placement
 
-    x, (h, w) = pad_image(model, img)
+    if placement is None:
+        placement = centred_placement(model, *np.shape(img)[:2])
+    x, (h, w) = pad_image(model, img, placement)
     x_hat, bits = _eval_forward_fn(model)(variables["params"], x)
     total = float(np.asarray(bits["y"]).sum() + np.asarray(bits["z"]).sum())
-    return to_uint8(x_hat)[:h, :w], total
+    top, left = placement
+    return to_uint8(x_hat)[top : top + h, left : left + w], total

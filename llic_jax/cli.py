@@ -2,10 +2,11 @@
 
   llic info MODEL [--size HxW]
   llic encode IN.png OUT.llic [--weights W | --quality Q] [--refine STEPS] [--orient]
-              [--post-filter F | --no-post-filter] [--quiet]
+              [--place] [--post-filter F | --no-post-filter] [--quiet]
   llic decode IN.llic OUT.png [--weights W] [--post-filter F]
   llic eval [--weights W ...] --data DIR --out R.json [--entropy-estimation]
-            [--refine STEPS] [--orient] [--resume] [--post-filter F ... | --no-post-filter]
+            [--refine STEPS] [--orient] [--place] [--resume]
+            [--post-filter F ... | --no-post-filter]
   llic bench jpeg|webp|avif --data DIR --out R.json [--qualities 10,20,...]
   llic bdrate ANCHOR.json TEST.json [--method pchip|cubic] [--metric psnr|ms-ssim]
   llic plot R.json ... -o rd.png [--reference DIR]
@@ -94,7 +95,10 @@ def _load(weights, quality=None):
 
 
 def _lmbda(args, weights, quality, option: str) -> float:
-    """λ of the RD cost `option` (--refine, --orient) minimises: --lmbda, else the weights'."""
+    """λ of the RD cost `option` (--refine, --orient, --place) minimises.
+
+    --lmbda if given, else the weights' own (their metadata).
+    """
     from llic_jax.weights import bundled_path, read_metadata
 
     path = weights if weights is not None else bundled_path(quality)
@@ -124,6 +128,11 @@ def _refinement(args, weights, quality=None):
 def _orientation_lmbda(args, weights, quality=None) -> float | None:
     """λ of --orient's search over the eight orientations (None without --orient)."""
     return _lmbda(args, weights, quality, "--orient") if args.orient else None
+
+
+def _placement_lmbda(args, weights, quality=None) -> float | None:
+    """λ of --place's search over placements in the padded canvas (None without it)."""
+    return _lmbda(args, weights, quality, "--place") if args.place else None
 
 
 def _wiener_lmbda(args, weights, quality=None) -> float | None:
@@ -159,6 +168,7 @@ def cmd_encode(args) -> None:
     model, variables = _load(args.weights, args.quality)
     refinement = _refinement(args, args.weights, args.quality)
     orientation_lmbda = _orientation_lmbda(args, args.weights, args.quality)
+    placement_lmbda = _placement_lmbda(args, args.weights, args.quality)
     wiener_lmbda = _wiener_lmbda(args, args.weights, args.quality)
     post_filter = _post_filter(args.post_filter, variables, args.no_post_filter)
     if args.filter_ensemble and post_filter is None:
@@ -170,6 +180,13 @@ def cmd_encode(args) -> None:
         from llic_jax.coding.orientation import choose_orientation
 
         orientation = choose_orientation(model, variables, img, orientation_lmbda)
+    placement = None  # centred
+    if placement_lmbda is not None:
+        from llic_jax.coding.orientation import orient
+        from llic_jax.coding.placement import choose_placement
+
+        turned = orient(img, orientation)
+        placement = choose_placement(model, variables, turned, placement_lmbda)
     try:
         encoded = encode(
             model,
@@ -177,6 +194,7 @@ def cmd_encode(args) -> None:
             img,
             refinement=refinement,
             orientation=orientation,
+            placement=placement,
             progress=not args.quiet,
             post_filter=post_filter,
             post_filter_ensemble=args.filter_ensemble,
@@ -189,6 +207,8 @@ def cmd_encode(args) -> None:
     write_atomically(args.output, lambda tmp: Path(tmp).write_bytes(blob))
     h, w = img.shape[:2]
     turned = f", orientation {orientation}" if args.orient else ""
+    if placement is not None:
+        turned += f", placed at row {placement[0]}, column {placement[1]}"
     if post_filter is not None:
         turned += (
             ", post-filtered" if encoded.post_filtered else ", post-filter not needed"
@@ -255,6 +275,7 @@ class _EvalRun:
     variables: dict
     refinement: "Refinement | None"  # None: no --refine
     orientation_lmbda: float | None  # None: no --orient
+    placement_lmbda: float | None  # None: no --place
     wiener_lmbda: float | None  # None: no Wiener filter
     post_filter: "LoadedPostFilter | None"
 
@@ -268,6 +289,8 @@ def cmd_eval(args) -> None:
         raise CliError("--refine needs real coding: drop --entropy-estimation")
     if args.orient and args.entropy_estimation:
         raise CliError("--orient needs real coding: drop --entropy-estimation")
+    if args.place and args.entropy_estimation:
+        raise CliError("--place needs real coding: drop --entropy-estimation")
     images = evaluate.load_images(args.data)
     weights = args.weights or [str(bundled_path(q)) for q in sorted(BUNDLED)]
     if args.post_filter and len(args.post_filter) != len(weights):
@@ -286,6 +309,7 @@ def cmd_eval(args) -> None:
             path, model, variables,
             refinement=_refinement(args, path),
             orientation_lmbda=_orientation_lmbda(args, path),
+            placement_lmbda=_placement_lmbda(args, path),
             wiener_lmbda=None if args.entropy_estimation else _wiener_lmbda(args, path),
             post_filter=_post_filter(filter_path, variables, no_filter),
         )  # fmt: skip
@@ -312,7 +336,7 @@ def cmd_eval(args) -> None:
                 entropy_estimation=args.entropy_estimation,
                 save_recon=save, progress=not args.quiet, label=Path(run.path).name,
                 refinement=run.refinement, orientation_lmbda=run.orientation_lmbda,
-                finished=finished, post_filter=run.post_filter,
+                placement_lmbda=run.placement_lmbda, finished=finished, post_filter=run.post_filter,
                 post_filter_ensemble=args.filter_ensemble,
                 wiener_lmbda=run.wiener_lmbda,
                 on_row=lambda row, index=index: journal.record(index, row),
@@ -348,6 +372,11 @@ def cmd_eval(args) -> None:
                  "Gumbel annealing)")  # fmt: skip
     if args.orient:
         mode += ", each image coded in the cheapest of its 8 orientations"
+    if args.place:
+        mode += (", at the cheapest of up to 25 placements in its padded canvas "
+                 "(rows: placement)")  # fmt: skip
+    else:
+        mode += ", centred in its padded canvas"
     if any(run.post_filter is not None for run in runs):
         mode += ", decoder-side post-filter where it helps (rows: post_filtered)"
         if args.filter_ensemble:
@@ -367,7 +396,8 @@ def _eval_settings(args, images, runs) -> dict:
     """What makes an `llic eval` run's rows reusable by another (eval_journal.py).
 
     The pixels of every image, each weights file's fingerprint, the refinement's whole
-    schedule (its defaults may change between versions) and the container version.
+    schedule (its defaults may change between versions), the container version and
+    where images sit in the padded canvas (corner before session 31, centred since).
     """
     import hashlib
 
@@ -388,7 +418,11 @@ def _eval_settings(args, images, runs) -> dict:
         "container_version": FORMAT_VERSION,
         "refinement": [None if r is None else dataclasses.asdict(r) for r in refinements],
         "orientation_lmbda": [run.orientation_lmbda for run in runs],
+        # always present: journals of corner-placed rows must not be resumed
+        "placement": "centred",
     }
+    if any(run.placement_lmbda is not None for run in runs):
+        settings["placement_lmbda"] = [run.placement_lmbda for run in runs]
     # Keys only where set, so that runs without them still resume journals of versions
     # from before the post-filter and its ensemble.
     if any(f is not None for f in filters):
@@ -526,7 +560,7 @@ def cmd_export(args) -> None:
 
 
 def _add_refine_arguments(parser: argparse.ArgumentParser) -> None:
-    """--refine STEPS, --orient and --lmbda, shared by encode and eval."""
+    """--refine STEPS, --orient, --place and --lmbda, shared by encode and eval."""
     parser.add_argument(
         "--refine",
         type=int,
@@ -542,9 +576,17 @@ def _add_refine_arguments(parser: argparse.ArgumentParser) -> None:
         "llic_jax/coding/orientation.py)",
     )
     parser.add_argument(
+        "--place",
+        action="store_true",
+        help="code each image (after --orient's choice) at whichever of up to 25 "
+        "placements in its padded canvas has the lowest estimated RD cost (default: "
+        "centred; up to 25 eval forwards more; same decoder; see "
+        "llic_jax/coding/placement.py)",
+    )
+    parser.add_argument(
         "--lmbda",
         type=float,
-        help="λ of the RD cost bpp + λ·MSE(0-255) that --refine and --orient "
+        help="λ of the RD cost bpp + λ·MSE(0-255) that --refine, --orient and --place "
         "minimise (default: the weights')",
     )
 

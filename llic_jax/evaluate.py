@@ -90,6 +90,7 @@ def evaluate_model(
     label: str = "",
     refinement=None,
     orientation_lmbda: float | None = None,
+    placement_lmbda: float | None = None,
     finished: Mapping[str, dict] | None = None,
     on_row: Callable[[dict], None] | None = None,
     post_filter=None,
@@ -110,6 +111,10 @@ def evaluate_model(
       orientation_lmbda: if given, code each image in the orientation of lowest
         estimated `bpp + λ·MSE` at this λ (coding/orientation.py; real coding only; the
         encoding time includes the search; rows record `orientation`).
+      placement_lmbda: if given, code each image (in its orientation) at the placement
+        in its padded canvas of lowest estimated `bpp + λ·MSE` at this λ
+        (coding/placement.py; real coding only; the encoding time includes the search;
+        rows record `placement`, [top, left]); without it images are centred.
       finished: rows measured before, by image name (a resumed run: eval_journal.py);
         those images are not coded again and their rows are taken as they are.
       on_row: called with each newly measured row, as soon as it is complete.
@@ -126,6 +131,7 @@ def evaluate_model(
     import llic_jax
     from llic_jax.coding.codec import encode, padded_size
     from llic_jax.coding.orientation import choose_orientation, orient
+    from llic_jax.coding.placement import choose_placement
 
     if save_recon is not None:
         Path(save_recon).mkdir(parents=True, exist_ok=True)
@@ -171,9 +177,15 @@ def evaluate_model(
             if orientation_lmbda is not None:
                 orientation = choose_orientation(model, variables, img, orientation_lmbda)
                 row["orientation"] = orientation
+            placement = None  # centred
+            if placement_lmbda is not None:
+                placement = choose_placement(
+                    model, variables, orient(img, orientation), placement_lmbda
+                )
+                row["placement"] = list(placement)
             encoded = encode(
                 model, variables, img, estimate=True, refinement=refinement,
-                orientation=orientation, post_filter=post_filter,
+                orientation=orientation, placement=placement, post_filter=post_filter,
                 post_filter_ensemble=post_filter_ensemble, wiener_lmbda=wiener_lmbda,
             )  # fmt: skip
             row["encoding_time"] = time.perf_counter() - start

@@ -151,6 +151,21 @@ def test_oriented_encode_decodes_to_the_original_frame(tmp_path, png, weights, c
     assert np.asarray(Image.open(out)).shape == (40, 56, 3)
 
 
+def test_placed_encode_reports_and_decodes(tmp_path, png, weights, capsys):
+    from llic_jax.coding import container
+
+    stream, out = tmp_path / "x.llic", tmp_path / "out.png"
+    args = ["encode", str(png), str(stream), "--weights", str(weights), "--place"]
+    assert main(args) == 1  # the test weights record no λ
+    assert "--lmbda for --place" in capsys.readouterr().err
+    assert main([*args, "--orient", "--lmbda", "0.01"]) == 0
+    report = capsys.readouterr().out
+    header, _ = container.unpack(stream.read_bytes())
+    assert f"placed at row {header.pad_top}, column {header.pad_left}" in report
+    assert main(["decode", str(stream), str(out), "--weights", str(weights)]) == 0
+    assert np.asarray(Image.open(out)).shape == (40, 56, 3)
+
+
 @pytest.fixture()
 def restore_jax_cache_config():
     import jax

@@ -54,16 +54,27 @@ def test_eval_real_bpp_is_the_size_of_the_encoded_file(tmp_path, folder, weights
     ]
 
 
-def test_eval_with_orientation_search_records_each_choice(tmp_path, folder, weights):
+@pytest.mark.parametrize("search", ["--orient", "--place"])
+def test_eval_with_a_search_records_each_choice(tmp_path, folder, weights, search):
+    from llic_jax.coding.placement import candidate_placements
+
     out = tmp_path / "r.json"
     args = ["eval", "--weights", str(weights), "--data", str(folder), "--out", str(out),
-            "--quiet", "--orient", "--lmbda", "0.01"]  # fmt: skip
+            "--quiet", search, "--lmbda", "0.01"]  # fmt: skip
     assert main(args) == 0
     document = json.loads(out.read_text())
     rows = document["points"][0]["images"]
-    assert all(0 <= r["orientation"] <= 7 and r["bit_exact"] for r in rows)
-    assert "8 orientations" in document["description"]
-    assert main([*args, "--entropy-estimation"]) == 1
+    assert all(r["bit_exact"] for r in rows)
+    if search == "--orient":
+        assert all(0 <= r["orientation"] <= 7 for r in rows)
+        assert "8 orientations" in document["description"]
+    else:
+        model, _ = llic_jax.load_weights(weights)
+        for row in rows:
+            h, w = np.asarray(Image.open(folder / row["image"])).shape[:2]
+            assert tuple(row["placement"]) in candidate_placements(model, h, w)
+        assert "placements" in document["description"]
+    assert main([*args, "--entropy-estimation"]) == 1  # searches need real coding
 
 
 def test_an_interrupted_eval_resumes_without_coding_its_finished_images(

@@ -12,8 +12,10 @@ decoder recomputes that CRC before it synthesises, so latents the encoder did no
 (a corrupt stream, other weights, or floats that differ on another device) raise
 `BitstreamError` instead of returning a wrong image.
 
-Padding: the image is padded at the bottom and right by edge replication (`pad_mode` 0)
-to a multiple of `model.pad_multiple`; the decoder crops back to the original H×W.
+Padding: the image is padded by edge replication (`pad_mode` 0) to a multiple of
+`model.pad_multiple`, centred in that canvas unless the caller places it elsewhere
+(placement.py: centred costs less than the top-left corner); the header records where,
+and the decoder crops the original H×W back from there.
 
 Post-filter (optional, layers/post_filter.py): given one trained for these weights, the
 encoder filters its padded float reconstruction, keeps the filtered one when it is
@@ -43,6 +45,7 @@ from llic_jax.coding.container import BitstreamError
 from llic_jax.coding.latent_refinement import Refinement, refine_latents
 from llic_jax.coding.orientation import orient, unorient
 from llic_jax.coding.phase_times import PhaseTimes, phase
+from llic_jax.coding.placement import centred_placement
 from llic_jax.coding.wiener_filter import (
     apply_wiener_filter,
     decode_wiener_filter,
@@ -97,13 +100,37 @@ def padded_size(model, height: int, width: int) -> tuple[int, int]:
     return -(-height // m) * m, -(-width // m) * m
 
 
-def pad_image(model, img: np.ndarray) -> tuple[jax.Array, tuple[int, int]]:
-    """uint8 [H, W, 3] → (float32 [1, H', W', 3] in [0, 1], edge-padded; (H, W))."""
+def pad_image(
+    model, img: np.ndarray, placement: tuple[int, int] = (0, 0)
+) -> tuple[jax.Array, tuple[int, int]]:
+    """uint8 [H, W, 3] → (float32 [1, H', W', 3] in [0, 1], edge-padded; (H, W)).
+
+    `placement` (top, left): rows of padding above the image and columns left of it
+    (placement.py); the rest goes below and right. (0, 0), the default here, is the
+    layout of training crops and of streams before placements; the codec centres.
+    """
     img = as_rgb(img)
     h, w = img.shape[:2]
     hp, wp = padded_size(model, h, w)
-    padded = np.pad(img, ((0, hp - h), (0, wp - w), (0, 0)), mode="edge")
+    top, left = _checked_placement(placement, hp - h, wp - w)
+    pads = ((top, hp - h - top), (left, wp - w - left), (0, 0))
+    padded = np.pad(img, pads, mode="edge")
     return jnp.asarray(padded[None], jnp.float32) / 255.0, (h, w)
+
+
+def _checked_placement(placement, pad_h: int, pad_w: int) -> tuple[int, int]:
+    top, left = (int(v) for v in placement)
+    if not (0 <= top <= pad_h and 0 <= left <= pad_w):
+        raise ValueError(
+            f"placement {tuple(placement)} outside the padding (0..{pad_h}, 0..{pad_w})"
+        )
+    return top, left
+
+
+def _crop(x, size: tuple[int, int], placement: tuple[int, int]):
+    """[..., H', W', C] → the image's [..., H, W, C] at `placement` in the canvas."""
+    (h, w), (top, left) = size, placement
+    return x[..., top : top + h, left : left + w, :]
 
 
 def to_uint8(x_hat) -> np.ndarray:
@@ -205,6 +232,7 @@ def encode(
     estimate: bool = False,
     refinement: Refinement | None = None,
     orientation: int = 0,
+    placement: tuple[int, int] | None = None,
     progress: bool = False,
     post_filter: LoadedPostFilter | None = None,
     post_filter_ensemble: bool = False,
@@ -219,13 +247,16 @@ def encode(
     the same decoder; its time is charged to "network"; `progress` shows its steps on
     stderr. `orientation` (0…7, coding/orientation.py) codes the image rotated and/or
     mirrored; the decoder turns it back (`orientation.choose_orientation` finds the
-    cheapest). `post_filter`, trained for these weights, is applied when it brings the
-    reconstruction closer to `img` (module docstring); a refinement then optimises the
-    latents for the filtered reconstruction. `post_filter_ensemble` also tries the
-    filter's self-ensemble (eight filter passes here and in the decoder, where chosen;
-    the refinement still optimises for the single pass). `wiener_lmbda`, if given,
-    fits a per-image Wiener filter after all that and sends it where it lowers the RD
-    cost at that λ (module docstring; the weights' own λ is the natural choice).
+    cheapest). `placement` (top, left) puts the image, as coded (after the
+    orientation), there in the padded canvas; None centres it (placement.py;
+    `placement.choose_placement` finds the cheapest). `post_filter`, trained for
+    these weights, is applied when it brings the reconstruction closer to `img`
+    (module docstring); a refinement then optimises the latents for the filtered
+    reconstruction. `post_filter_ensemble` also tries the filter's self-ensemble
+    (eight filter passes here and in the decoder, where chosen; the refinement still
+    optimises for the single pass). `wiener_lmbda`, if given, fits a per-image Wiener
+    filter after all that and sends it where it lowers the RD cost at that λ (module
+    docstring; the weights' own λ is the natural choice).
     """
     if post_filter is not None and post_filter.codec_fingerprint != fingerprint(
         variables
@@ -235,13 +266,21 @@ def encode(
     params = variables["params"]
     fns = _functions(model)
     img = as_rgb(img)
-    x, (h, w) = pad_image(model, orient(img, orientation))
+    coded = orient(img, orientation)
+    if placement is None:
+        placement = centred_placement(model, *coded.shape[:2])
+    x, (h, w) = pad_image(model, coded, placement)
+    placement = _checked_placement(placement, x.shape[1] - h, x.shape[2] - w)
+
+    def crop(image):  # the image's own pixels of a padded [1, H', W', 3] canvas
+        return _crop(image, (h, w), placement)
+
     with phase(times, "network"):
         y, z = fns["analysis"](params, x)
         if refinement is not None:
             (y, z), _ = refine_latents(
                 model, params, x, (h, w), y, z, refinement,
-                progress=progress, post_filter=post_filter,
+                progress=progress, post_filter=post_filter, placement=placement,
             )  # fmt: skip
         y, z = jax.device_get((y, z))
 
@@ -283,7 +322,7 @@ def encode(
             )
     with phase(times, "network"):
         x_hat = jax.device_get(fns["synthesis"](params, y_hat))
-    reconstruction = unorient(to_uint8(x_hat)[:h, :w], orientation)
+    reconstruction = unorient(to_uint8(crop(x_hat)), orientation)
     decoded = x_hat  # the float image behind `reconstruction`, padded, coded orientation
     post_filtered = ensembled = 0
     filter_modes = []
@@ -292,7 +331,7 @@ def encode(
     for ensemble in filter_modes:  # the closest image wins; ties keep the cheaper
         with phase(times, "network"):
             filtered_float = jax.device_get(post_filter(x_hat, ensemble=ensemble))
-            filtered = unorient(to_uint8(filtered_float)[:h, :w], orientation)
+            filtered = unorient(to_uint8(crop(filtered_float)), orientation)
         if _sse(filtered, img) < _sse(reconstruction, img):
             reconstruction, post_filtered, ensembled = filtered, 1, int(ensemble)
             decoded = filtered_float
@@ -304,8 +343,8 @@ def encode(
     if wiener_lmbda is not None:
         with phase(times, "network"):
             wiener_stream, reconstruction = _wiener(
-                img, orientation, decoded[0, :h, :w],
-                x_hat[0, :h, :w] if post_filtered else None, reconstruction,
+                img, orientation, crop(decoded)[0],
+                crop(x_hat)[0] if post_filtered else None, reconstruction,
                 wiener_lmbda,
             )  # fmt: skip
         streams_extra = [wiener_stream] if wiener_stream else []
@@ -319,6 +358,8 @@ def encode(
         padded_height=x.shape[1],
         padded_width=x.shape[2],
         pad_mode=PAD_REPLICATE,
+        pad_top=placement[0],
+        pad_left=placement[1],
         orientation=orientation,
         post_filtered=post_filtered,
         post_filter_ensemble=ensembled,
@@ -370,6 +411,7 @@ def compress(
     *,
     refinement: Refinement | None = None,
     orientation: int = 0,
+    placement: tuple[int, int] | None = None,
     post_filter: LoadedPostFilter | None = None,
     post_filter_ensemble: bool = False,
     wiener_lmbda: float | None = None,
@@ -377,7 +419,8 @@ def compress(
     """uint8 [H, W, 3] (gray is replicated to RGB) → bitstream bytes.
 
     `refinement` optimises the latents for this image first; `orientation` codes it
-    rotated or mirrored; `post_filter` may improve the reconstruction, and
+    rotated or mirrored; `placement` puts it elsewhere than the centre of its padded
+    canvas; `post_filter` may improve the reconstruction, and
     `post_filter_ensemble` the filter's self-ensemble; `wiener_lmbda` sends a per-image
     Wiener filter where it pays at that λ (see `encode`).
     """
@@ -387,6 +430,7 @@ def compress(
         img,
         refinement=refinement,
         orientation=orientation,
+        placement=placement,
         post_filter=post_filter,
         post_filter_ensemble=post_filter_ensemble,
         wiener_lmbda=wiener_lmbda,
@@ -484,12 +528,13 @@ def decompress(
         synthesis = x_hat
         if header.post_filtered:
             x_hat = post_filter(x_hat, ensemble=bool(header.post_filter_ensemble))
-        x_hat = jax.device_get(x_hat)
+        size = (header.height, header.width)
+        placement = (header.pad_top, header.pad_left)
+        x_hat = np.asarray(_crop(jax.device_get(x_hat), size, placement), np.float32)
         if wiener is not None:
-            h, w = header.height, header.width
             x_hat = apply_wiener_filter(
-                wiener, np.asarray(x_hat[0, :h, :w], np.float32),
-                np.asarray(synthesis[0, :h, :w], np.float32) if header.post_filtered
-                else None,
+                wiener, x_hat[0],
+                np.asarray(_crop(synthesis, size, placement)[0], np.float32)
+                if header.post_filtered else None,
             )[None]  # fmt: skip
-    return unorient(to_uint8(x_hat)[: header.height, : header.width], header.orientation)
+    return unorient(to_uint8(x_hat), header.orientation)

@@ -2,11 +2,12 @@
 
 A container holds everything a decoder needs besides the model weights: a fingerprint of
 the weights and coding tables it was made with, the coded and the padded image size, the
-padding mode, the orientation the image was coded in (orientation.py), whether the
-decoder applies the codec's post-filter (layers/post_filter.py) and whether as the mean
-over the eight orientations (its self-ensemble), whether a per-image Wiener filter
-follows it (wiener_filter.py, whose taps are the last stream), a CRC32 of the
-quantised latent symbols and one or more range-coded streams. The encoder writes format
+padding mode and where the image sits in the padded canvas (its placement), the
+orientation the image was coded in (orientation.py), whether the decoder applies the
+codec's post-filter (layers/post_filter.py) and whether as the mean over the eight
+orientations (its self-ensemble), whether a per-image Wiener filter follows it
+(wiener_filter.py, whose taps are the last stream), a CRC32 of the quantised latent
+symbols and one or more range-coded streams. The encoder writes format
 version 2; version 1 streams (sessions before 2026-12) still decode.
 
 Layout of format version 2 (the default; big-endian ``struct`` codes in brackets,
@@ -27,9 +28,13 @@ shortest form)::
           bit 5 post-filter self-ensemble (1 = apply it as the mean over the
           8 orientations; only with bit 4),
           bit 6 Wiener-filtered (1 = the last stream holds the taps of a
-          per-image Wiener filter, wiener_filter.py), bit 7 zero
+          per-image Wiener filter, wiener_filter.py),
+          bit 7 placed (1 = the two placement varints below are present)
     4     CRC32 of the quantised latent symbols                     [I]
     1     k = number of streams, 1..16                              [B]
+    v+v   only with flag bit 7: padding above and left of the image,
+          0..padded height - height and 0..padded width - width, not both 0
+          (without the flag both are 0: all padding below and right of it)
     v*k   length of each stream in bytes, 0..2**32-1
     4     CRC32 of all the bytes above, magic included              [I]
           the k streams, concatenated; nothing may follow them
@@ -55,10 +60,12 @@ file. Layout of format version 1 (fixed offsets, ``n`` = name length)::
     32+n+4k 4     CRC32 of all the bytes above, magic included [I]
     36+n+4k       the k streams, concatenated; nothing may follow them
 
-Version 1 has no orientation field and no post-filter flag: its images were coded as
-they are (orientation 0) and decode without a post-filter. Decoders older than the
-post-filter flag (or its ensemble flag, 2026-12, or the Wiener flag, 2026-12-05) refuse
-streams that set it ("unknown header flags").
+Version 1 has no orientation field, no placement and no post-filter flag: its images
+were coded as they are (orientation 0, padded below and right) and decode without a
+post-filter. Decoders older than the post-filter flag (or its ensemble flag, 2026-12,
+the Wiener flag, 2026-12-05, or the placement flag, 2026-12-05) refuse streams that set
+it ("unknown header flags"). A header whose placement is (0, 0) leaves that flag clear
+and is byte for byte what the decoders before it wrote.
 In both versions the header CRC is checked before any field value is interpreted (only
 the lengths needed to find the CRC are read first, and those are bounded), so a corrupted
 header is reported as such, and nothing is ever sliced or allocated from a number that
@@ -117,7 +124,7 @@ _ORIENTATION_SHIFT = 1
 _FLAG_POST_FILTERED = 0x10
 _FLAG_POST_FILTER_ENSEMBLE = 0x20
 _FLAG_WIENER_FILTERED = 0x40
-_UNUSED_FLAGS = 0x80
+_FLAG_PLACED = 0x80
 _U32 = struct.Struct(">I")
 _FINGERPRINT_BYTES = 8
 _VARINT_MAX_BYTES = 5  # enough for any value below 2**35, so for every 32-bit field
@@ -162,6 +169,10 @@ class Header:
         wiener_filtered: 1 if the last stream holds the taps of a per-image Wiener
             filter the decoder applies last (wiener_filter.py), else 0. Version 1 can
             only store 0.
+        pad_top: Rows of padding above the image, 0…``padded_height - height``; the
+            rest of the padding lies below it. Version 1 can only store 0.
+        pad_left: Columns of padding left of the image, 0…``padded_width - width``;
+            the rest lies right of it. Version 1 can only store 0.
         model_name: Registry name of the model, 1…64 bytes of UTF-8. Only format
             version 1 stores it (and requires it); version 2 leaves it None, since the
             fingerprint already identifies the weights.
@@ -183,6 +194,8 @@ class Header:
     post_filtered: int = 0
     post_filter_ensemble: int = 0
     wiener_filtered: int = 0
+    pad_top: int = 0
+    pad_left: int = 0
 
     def __post_init__(self) -> None:
         problem = _header_problem(self, allow_no_streams=True)
@@ -225,9 +238,11 @@ def _header_problem(header: Header, allow_no_streams: bool) -> str | None:
         header.post_filtered,
         header.post_filter_ensemble,
         header.wiener_filtered,
+        header.pad_top,
+        header.pad_left,
     )
     if not all(_is_int(v) for v in ints):
-        return "sizes, pad mode, orientation, post-filter flag and crc must be integers"
+        return "sizes, placement, flags and crc must be integers"
     for name_, size in (("height", header.height), ("width", header.width)):
         if not 1 <= size <= MAX_SIDE:
             return f"{name_} {size} out of range 1..{MAX_SIDE}"
@@ -241,6 +256,12 @@ def _header_problem(header: Header, allow_no_streams: bool) -> str | None:
             return (
                 f"{name_} {padded} exceeds the image ({size}) by more than {MAX_PADDING}"
             )
+    for name_, offset, padded, size in (
+        ("above", header.pad_top, header.padded_height, header.height),
+        ("left of", header.pad_left, header.padded_width, header.width),
+    ):
+        if not 0 <= offset <= padded - size:
+            return f"padding {name_} the image {offset} out of range 0..{padded - size}"
     if header.pad_mode not in (PAD_REPLICATE, PAD_ZERO):
         return f"unknown pad mode {header.pad_mode}"
     if not 0 <= header.orientation <= 7:
@@ -334,19 +355,23 @@ def _pack_v2(header: Header) -> bytes:
         header.padded_width - header.width,
     )
     lengths = header.stream_lengths
+    placed = bool(header.pad_top or header.pad_left)
     flags = (
         header.pad_mode * _FLAG_PAD_ZERO
         | header.orientation << _ORIENTATION_SHIFT
         | header.post_filtered * _FLAG_POST_FILTERED
         | header.post_filter_ensemble * _FLAG_POST_FILTER_ENSEMBLE
         | header.wiener_filtered * _FLAG_WIENER_FILTERED
+        | placed * _FLAG_PLACED
     )
+    placement = (header.pad_top, header.pad_left) if placed else ()
     return b"".join(
         [
             _PREFIX.pack(MAGIC, 2),
             header.fingerprint,
             *map(_varint, sizes),
             _V2_TAIL.pack(flags, header.symbols_crc32, len(lengths)),
+            *map(_varint, placement),
             *map(_varint, lengths),
         ]
     )
@@ -364,7 +389,8 @@ def pack(
             them.
         version: Format version to write (see the module docstring): 2 (the default)
             stores no model name and needs ``header.model_name`` None; 1 needs it set
-            and can only store orientation 0 and no post-filter or Wiener flag.
+            and can only store orientation 0, placement (0, 0) and no post-filter or
+            Wiener flag.
 
     Returns:
         The container bytes.
@@ -384,6 +410,8 @@ def pack(
         raise ValueError("format version 1 cannot store the post-filter flag")
     if version == 1 and header.wiener_filtered:
         raise ValueError("format version 1 cannot store the wiener filter flag")
+    if version == 1 and (header.pad_top or header.pad_left):
+        raise ValueError("format version 1 cannot store a placement")
     if version == 2 and header.model_name is not None:
         raise ValueError("format version 2 stores no model name: leave it None")
     streams = list(streams)
@@ -453,6 +481,10 @@ def _parse_v2(data: memoryview) -> tuple[dict, int]:
     at += _V2_TAIL.size
     if not 1 <= n_streams <= MAX_STREAMS:
         raise BitstreamError(f"stream count {n_streams} out of range 1..{MAX_STREAMS}")
+    placement = [0, 0]
+    if flags & _FLAG_PLACED:
+        for i in range(2):
+            placement[i], at = _read_varint(data, at)
     lengths = []
     for _ in range(n_streams):
         value, at = _read_varint(data, at)
@@ -460,8 +492,8 @@ def _parse_v2(data: memoryview) -> tuple[dict, int]:
     if len(data) < at + _U32.size:
         raise BitstreamError("bitstream too short for its header")
     _check_crc(data, at)
-    if flags & _UNUSED_FLAGS:
-        raise BitstreamError(f"unknown header flags {flags:#04x}")
+    if flags & _FLAG_PLACED and placement == [0, 0]:  # one encoding per header
+        raise BitstreamError("malformed header (placement flag with no offset)")
     height, width, pad_h, pad_w = sizes
     fields = dict(
         fingerprint=bytes(data[_PREFIX.size : _PREFIX.size + _FINGERPRINT_BYTES]),
@@ -474,6 +506,8 @@ def _parse_v2(data: memoryview) -> tuple[dict, int]:
         post_filtered=int(bool(flags & _FLAG_POST_FILTERED)),
         post_filter_ensemble=int(bool(flags & _FLAG_POST_FILTER_ENSEMBLE)),
         wiener_filtered=int(bool(flags & _FLAG_WIENER_FILTERED)),
+        pad_top=placement[0],
+        pad_left=placement[1],
         symbols_crc32=sym_crc,
         stream_lengths=tuple(lengths),
     )
@@ -522,6 +556,8 @@ def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
     object.__setattr__(header, "post_filtered", 0)
     object.__setattr__(header, "post_filter_ensemble", 0)
     object.__setattr__(header, "wiener_filtered", 0)
+    object.__setattr__(header, "pad_top", 0)
+    object.__setattr__(header, "pad_left", 0)
     for key, value in fields.items():
         object.__setattr__(header, key, value)
     problem = _header_problem(header, allow_no_streams=False)

@@ -24,8 +24,9 @@ the cheap end of the method; docs/results-history.md evaluates 20 and 60 (60: BD
 −5% against 20, 75–80 s per image); Yang et al. run 2,000.
 
 Loss convention (DESIGN.md §5): `bits / (H·W) + λ·MSE`, MSE on the 0–255 scale over
-the original H×W only (the padding is not the user's image, but its latents are coded,
-so its bits count). λ is the one the weights were trained with (their metadata).
+the original H×W only, wherever it sits in the padded canvas (the padding is not the
+user's image, but its latents are coded, so its bits count). λ is the one the weights
+were trained with (their metadata).
 
 The refinement never returns latents worse than the analysis gave: if the hard-rounded
 RD cost (continuous scales, not the coder's table; close to what the coder spends) of
@@ -192,6 +193,7 @@ def refine_latents(
     *,
     progress: bool = False,
     post_filter=None,
+    placement: tuple[int, int] = (0, 0),
 ):
     """Refines the latents (y, z) of one padded image `x` for `refinement.lmbda`.
 
@@ -199,12 +201,13 @@ def refine_latents(
       model: a registry model whose latent codec supports `relaxed_forward`.
       params: its parameters (frozen).
       x: float32 [1, H', W', 3] in [0, 1], padded to the model's multiple.
-      size: (H, W) of the original image inside `x` (top-left).
+      size: (H, W) of the original image inside `x`.
       y, z: the analysis latents of `x`, the starting point.
       refinement: the schedule.
       progress: show a progress bar over the steps on stderr.
       post_filter: a `LoadedPostFilter` the decoder will apply: the distortion is then
         that of the filtered reconstruction.
+      placement: (top, left) of the image in `x` (coding/placement.py).
 
     Returns:
       ((y, z) refined, {"cost_before", "cost_after"}: hard-rounded RD costs, floats).
@@ -212,8 +215,9 @@ def refine_latents(
     Raises:
       NotImplementedError: the model's latent codec has no relaxed forward.
     """
-    h, w = size
-    weight = jnp.zeros(x.shape[:3] + (1,), x.dtype).at[:, :h, :w].set(1.0)
+    (h, w), (top, left) = size, placement
+    weight = jnp.zeros(x.shape[:3] + (1,), x.dtype)
+    weight = weight.at[:, top : top + h, left : left + w].set(1.0)
     # One cache key per (model, filter architecture), None included, whichever the caller.
     filter_module, filter_params = (
         (None, None) if post_filter is None else (post_filter.module, post_filter.params)

@@ -68,10 +68,12 @@ def _raw_v2(
     count=None,
     payload=b"abc",
     varints=None,
+    placement=(),
 ):
     """A version 2 container written field by field from the spec, valid header CRC.
 
-    ``varints`` replaces the encoded sizes and lengths (to forge malformed ones).
+    ``varints`` replaces the encoded sizes and lengths (to forge malformed ones);
+    ``placement``: the (top, left) varints, written whatever the flags say.
     """
     lengths = tuple(lengths)
     sizes_bytes = b"".join(map(_leb128, sizes))
@@ -84,6 +86,7 @@ def _raw_v2(
         + fingerprint
         + sizes_bytes
         + struct.pack(">BIB", flags, sym_crc, len(lengths) if count is None else count)
+        + b"".join(map(_leb128, placement))
         + lengths_bytes
     )
     return head + struct.pack(">I", zlib.crc32(head)) + payload
@@ -164,6 +167,40 @@ def test_orientation_pad_mode_and_filters_share_the_flags_byte(
     assert unpack(blob)[0] == dataclasses.replace(header, stream_lengths=(3,))
 
 
+@pytest.mark.parametrize("placement", [(6, 0), (0, 25), (12, 51), (200, 300)])
+@pytest.mark.parametrize("orientation, wiener", [(0, 0), (5, 1)])
+def test_placement_sets_flag_bit_7_and_two_varints(placement, orientation, wiener):
+    """(0, 0) writes what decoders before the placement wrote (the tests above)."""
+    top, left = placement
+    fields = dict(orientation=orientation, wiener_filtered=wiener, pad_top=top,
+                  pad_left=left, padded_height=500 + max(12, top),
+                  padded_width=333 + max(51, left))  # fmt: skip
+    header = dataclasses.replace(HEADER, **fields)
+    blob = pack(header, [b"abc"])
+    assert blob == _raw_v2(
+        fingerprint=HEADER.fingerprint,
+        sizes=(500, 333, max(12, top), max(51, left)),
+        sym_crc=0xDEADBEEF,
+        flags=orientation << 1 | wiener << 6 | 0x80,
+        placement=placement,
+    )
+    assert unpack(blob)[0] == dataclasses.replace(header, stream_lengths=(3,))
+
+
+@pytest.mark.parametrize(
+    "fields, problem",
+    [
+        (dict(pad_top=13), "padding above the image 13 out of range 0..12"),
+        (dict(pad_left=52), "padding left of the image 52 out of range 0..51"),
+        (dict(pad_top=-1), "padding above"),
+        (dict(pad_left=1.0), "integers"),
+    ],
+)
+def test_header_refuses_a_placement_outside_the_padding(fields, problem):
+    with pytest.raises(ValueError, match=problem):
+        dataclasses.replace(HEADER, **fields)
+
+
 def test_pack_checks_version_and_model_name():
     with pytest.raises(ValueError, match="no model name"):
         pack(HEADER_V1, [b"x"])
@@ -177,12 +214,14 @@ def test_pack_checks_version_and_model_name():
         pack(dataclasses.replace(HEADER_V1, post_filtered=1), [b"x"], version=1)
     with pytest.raises(ValueError, match="wiener"):
         pack(dataclasses.replace(HEADER_V1, wiener_filtered=1), [b"x"], version=1)
+    with pytest.raises(ValueError, match="placement"):
+        pack(dataclasses.replace(HEADER_V1, pad_left=1), [b"x"], version=1)
     ensemble = dict(post_filtered=1, post_filter_ensemble=1)
     with pytest.raises(ValueError, match="post-filter"):
         pack(dataclasses.replace(HEADER_V1, **ensemble), [b"x"], version=1)
     unpacked = unpack(pack(HEADER_V1, [b"x"], version=1))[0]
     assert unpacked.orientation == unpacked.post_filtered == 0
-    assert unpacked.post_filter_ensemble == 0
+    assert unpacked.post_filter_ensemble == unpacked.pad_top == unpacked.pad_left == 0
 
 
 def test_pack_checks_given_stream_lengths():
@@ -287,7 +326,10 @@ def test_bitstream_error_is_a_value_error():
         (_raw_v2(sizes=(500, 65536, 12, 51)), "width"),
         (_raw_v2(sizes=(500, 333, 1025, 51)), "padded height"),
         (_raw_v2(flags=0x20), "ensemble flag set without the post-filter flag"),
-        (_raw_v2(flags=0x80), "flags"),
+        (_raw_v2(flags=0x80, placement=(0, 0)), "placement flag with no offset"),
+        (_raw_v2(flags=0x80, placement=(13, 0)), "above the image 13 out of range"),
+        (_raw_v2(flags=0x80, placement=(0, 52)), "left of the image 52 out of range"),
+        (_raw_v2(flags=0x80), "checksum"),  # the varints read lengths and crc
         (_raw_v2(lengths=(), count=0, payload=b""), "stream count"),
         (_raw_v2(lengths=(1,) * 17, payload=b"x" * 17), "stream count"),
         (_raw_v2(lengths=(2**32,)), "stream length"),

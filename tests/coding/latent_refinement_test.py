@@ -138,3 +138,25 @@ def test_learning_rate_is_optax_cosine_decay_to_zero():
             schedule.learning_rate_at(jnp.int32(i)), expected(i), rtol=1e-6, atol=1e-9
         )
     assert float(schedule.learning_rate_at(jnp.int32(7))) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_distortion_is_counted_where_the_image_is_placed(photo, make_small_model):
+    model, variables = make_small_model("mbt2018-mean")
+    params = variables["params"]
+    img = np.ascontiguousarray(photo[100:150, 50:90])  # 50 x 40 in a 64 x 64 canvas
+    placement = (8, 16)
+    x, size = pad_image(model, img, placement)
+    y, z = model.apply({"params": params}, x, method="analysis")
+    _, costs = refine_latents(model, params, x, size, y, z, SHORT, placement=placement)
+
+    def hard_cost(top, left):
+        weight = jnp.zeros((1, 64, 64, 1)).at[:, top : top + 50, left : left + 40].set(1)
+        return float(_rd_cost(model, params, y, z, x, weight, 0.01, jnp.round))
+
+    assert costs["cost_before"] == pytest.approx(hard_cost(*placement), rel=1e-5)
+    assert costs["cost_before"] != pytest.approx(hard_cost(0, 0), rel=1e-3)
+    # and the codec refines at its own (centred) placement, decoding bit-exactly
+    refined = encode(model, variables, img, refinement=SHORT)
+    np.testing.assert_array_equal(
+        llic_jax.decompress(model, variables, refined.blob), refined.reconstruction
+    )

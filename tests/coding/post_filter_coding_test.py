@@ -11,6 +11,7 @@ import llic_jax
 from llic_jax.coding import container
 from llic_jax.coding.codec import encode, fingerprint
 from llic_jax.coding.orientation import orient
+from llic_jax.coding.placement import centred_placement
 from llic_jax.layers.post_filter import PostFilter
 from llic_jax.post_filter_weights import LoadedPostFilter
 
@@ -42,7 +43,9 @@ def coded(photo, make_small_model):
 
 
 def _padded(img, model):
-    return np.asarray(llic_jax.coding.codec.pad_image(model, img)[0])
+    """The canvas the codec codes: `img` at its default (centred) placement."""
+    placement = centred_placement(model, *img.shape[:2])
+    return np.asarray(llic_jax.coding.codec.pad_image(model, img, placement)[0])
 
 
 @pytest.mark.parametrize("k", [0, 5])
@@ -127,7 +130,7 @@ def test_a_trained_filters_ensemble_decodes_to_the_encoders_reconstruction(
     params = module.init(jax.random.key(0), np.zeros((1, 8, 8, 3), np.float32))["params"]
     params = jax.tree.map(lambda p: p + 0.01, params)
     post_filter = LoadedPostFilter(module, params, fingerprint(variables), gain)
-    x_hat = np.asarray(llic_jax.coding.codec.pad_image(model, img)[0], np.float32)
+    x_hat = np.asarray(_padded(img, model), np.float32)
     single, mean = post_filter(x_hat), post_filter(x_hat, ensemble=True)
     assert float(np.abs(np.asarray(single) - np.asarray(mean)).max()) > 1e-4
     # An untrained filter rarely helps: make the comparisons (single pass against the

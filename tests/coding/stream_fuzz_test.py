@@ -60,7 +60,8 @@ def test_header_size_fields_are_bounded_before_allocation(codec):
     # without trying to decode 4 G pixels.
     header, streams = container.unpack(blob)
     forged = dataclasses.replace(
-        header, height=65535, width=65535, padded_height=65536, padded_width=65536
-    )
+        header, height=65535, width=65535, padded_height=65536, padded_width=65536,
+        pad_top=0, pad_left=0,
+    )  # fmt: skip
     with pytest.raises(llic_jax.BitstreamError):
         llic_jax.decompress(model, variables, container.pack(forged, streams))

@@ -9,6 +9,7 @@ import llic_jax
 from llic_jax.coding import container
 from llic_jax.coding.codec import encode, fingerprint, pad_image
 from llic_jax.coding.orientation import orient
+from llic_jax.coding.placement import centred_placement
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +35,9 @@ def _mse(a, b):
 
 
 def _degrading_filter(model, variables, img, k=0):
-    exact = np.asarray(pad_image(model, orient(img, k))[0])
+    turned = orient(img, k)
+    placement = centred_placement(model, *turned.shape[:2])  # the codec's canvas
+    exact = np.asarray(pad_image(model, turned, placement)[0])
     # Closer to the image than the small model's own reconstruction (so the encoder
     # post-filters), yet off by a gain and an offset the Wiener filter can undo.
     return Degrading(0.9 * exact + 0.04, fingerprint(variables))
