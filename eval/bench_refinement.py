@@ -47,7 +47,7 @@ def measure(model, variables, images, lmbda: float, steps: list[int], **settings
     import jax.numpy as jnp
 
     from llic_jax import Refinement
-    from llic_jax.coding.codec import pad_image, to_uint8
+    from llic_jax.coding.codec import crop_image, pad_image, to_uint8
     from llic_jax.coding.latent_refinement import refine_latents
     from llic_jax.coding.placement import centred_placement
 
@@ -63,8 +63,8 @@ def measure(model, variables, images, lmbda: float, steps: list[int], **settings
 
     def figures(img, y, z, size, placement):
         x_hat, bits = hard_forward(y, z)
-        (h, w), (top, left) = size, placement
-        decoded = to_uint8(x_hat)[top : top + h, left : left + w].astype(np.float64)
+        decoded = to_uint8(crop_image(x_hat, size, placement)).astype(np.float64)
+        h, w = size
         mse = float(np.mean((decoded - img) ** 2))
         bpp = float(bits.sum()) / (h * w)
         psnr = 10 * np.log10(255.0**2 / max(mse, 1e-10))

@@ -50,11 +50,10 @@ def _usage_fn(model):
 
 
 def _psnr(img: np.ndarray, x_hat: np.ndarray, placement: tuple[int, int]) -> float:
-    from llic_jax.coding.codec import to_uint8
+    from llic_jax.coding.codec import crop_image, to_uint8
     from llic_jax.metrics import psnr
 
-    (h, w), (top, left) = img.shape[:2], placement
-    return float(psnr(img, to_uint8(x_hat[None])[top : top + h, left : left + w]))
+    return float(psnr(img, to_uint8(crop_image(x_hat[None], img.shape[:2], placement))))
 
 
 def _image_usage(model, params, img: np.ndarray) -> dict:

@@ -58,13 +58,12 @@ def reconstruct(
       (reconstruction uint8 [H, W, 3], estimated bits = Σ −log2 p over y and z).
     """
     # codec imports this module
-    from llic_jax.coding.codec import pad_image, to_uint8
+    from llic_jax.coding.codec import crop_image, pad_image, to_uint8
     from llic_jax.coding.placement import centred_placement
 
     if placement is None:
         placement = centred_placement(model, *np.shape(img)[:2])
-    x, (h, w) = pad_image(model, img, placement)
+    x, size = pad_image(model, img, placement)
     x_hat, bits = _eval_forward_fn(model)(variables["params"], x)
     total = float(np.asarray(bits["y"]).sum() + np.asarray(bits["z"]).sum())
-    top, left = placement
-    return to_uint8(x_hat)[top : top + h, left : left + w], total
+    return to_uint8(crop_image(x_hat, size, placement)), total

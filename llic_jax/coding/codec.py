@@ -56,7 +56,15 @@ from llic_jax.entropy import range_coder
 from llic_jax.entropy.gaussian import symbol_bits
 from llic_jax.post_filter_weights import LoadedPostFilter
 
-__all__ = ["Encoded", "compress", "decompress", "encode", "pad_image", "to_uint8"]
+__all__ = [
+    "Encoded",
+    "compress",
+    "crop_image",
+    "decompress",
+    "encode",
+    "pad_image",
+    "to_uint8",
+]
 
 PAD_REPLICATE = 0
 MAX_PIXELS = 1 << 27  # 134 M pixels: refuse headers that would allocate more
@@ -127,7 +135,7 @@ def _checked_placement(placement, pad_h: int, pad_w: int) -> tuple[int, int]:
     return top, left
 
 
-def _crop(x, size: tuple[int, int], placement: tuple[int, int]):
+def crop_image(x, size: tuple[int, int], placement: tuple[int, int]):
     """[..., H', W', C] → the image's [..., H, W, C] at `placement` in the canvas."""
     (h, w), (top, left) = size, placement
     return x[..., top : top + h, left : left + w, :]
@@ -273,7 +281,7 @@ def encode(
     placement = _checked_placement(placement, x.shape[1] - h, x.shape[2] - w)
 
     def crop(image):  # the image's own pixels of a padded [1, H', W', 3] canvas
-        return _crop(image, (h, w), placement)
+        return crop_image(image, (h, w), placement)
 
     with phase(times, "network"):
         y, z = fns["analysis"](params, x)
@@ -530,11 +538,11 @@ def decompress(
             x_hat = post_filter(x_hat, ensemble=bool(header.post_filter_ensemble))
         size = (header.height, header.width)
         placement = (header.pad_top, header.pad_left)
-        x_hat = np.asarray(_crop(jax.device_get(x_hat), size, placement), np.float32)
+        x_hat = np.asarray(crop_image(jax.device_get(x_hat), size, placement), np.float32)
         if wiener is not None:
             x_hat = apply_wiener_filter(
                 wiener, x_hat[0],
-                np.asarray(_crop(synthesis, size, placement)[0], np.float32)
+                np.asarray(crop_image(synthesis, size, placement)[0], np.float32)
                 if header.post_filtered else None,
             )[None]  # fmt: skip
     return unorient(to_uint8(x_hat), header.orientation)
