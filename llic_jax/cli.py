@@ -163,6 +163,7 @@ def cmd_info(args) -> None:
 
 def cmd_encode(args) -> None:
     from llic_jax.coding.codec import encode
+    from llic_jax.coding.placement import choose_orientation_and_placement
 
     img = read_image(args.input)
     model, variables = _load(args.weights, args.quality)
@@ -175,18 +176,9 @@ def cmd_encode(args) -> None:
         raise CliError("--filter-ensemble needs a post-filter: none is bundled for "
                        "these weights (give --post-filter FILE)")  # fmt: skip
     start = time.perf_counter()
-    orientation = 0
-    if orientation_lmbda is not None:
-        from llic_jax.coding.orientation import choose_orientation
-
-        orientation = choose_orientation(model, variables, img, orientation_lmbda)
-    placement = None  # centred
-    if placement_lmbda is not None:
-        from llic_jax.coding.orientation import orient
-        from llic_jax.coding.placement import choose_placement
-
-        turned = orient(img, orientation)
-        placement = choose_placement(model, variables, turned, placement_lmbda)
+    orientation, placement = choose_orientation_and_placement(
+        model, variables, img, orientation_lmbda, placement_lmbda
+    )
     try:
         encoded = encode(
             model,

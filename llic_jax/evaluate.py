@@ -130,8 +130,8 @@ def evaluate_model(
     """
     import llic_jax
     from llic_jax.coding.codec import encode, padded_size
-    from llic_jax.coding.orientation import choose_orientation, orient
-    from llic_jax.coding.placement import choose_placement
+    from llic_jax.coding.orientation import orient
+    from llic_jax.coding.placement import choose_orientation_and_placement
 
     if save_recon is not None:
         Path(save_recon).mkdir(parents=True, exist_ok=True)
@@ -173,15 +173,12 @@ def evaluate_model(
             row["bpp"] = float(bits) / (h * w)  # the estimate stands in for the rate
         else:
             start = time.perf_counter()
-            orientation = 0
+            orientation, placement = choose_orientation_and_placement(
+                model, variables, img, orientation_lmbda, placement_lmbda
+            )
             if orientation_lmbda is not None:
-                orientation = choose_orientation(model, variables, img, orientation_lmbda)
                 row["orientation"] = orientation
-            placement = None  # centred
-            if placement_lmbda is not None:
-                placement = choose_placement(
-                    model, variables, orient(img, orientation), placement_lmbda
-                )
+            if placement is not None:
                 row["placement"] = list(placement)
             encoded = encode(
                 model, variables, img, estimate=True, refinement=refinement,

@@ -26,7 +26,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["candidate_placements", "centred_placement", "choose_placement", "rd_costs"]
+__all__ = [
+    "candidate_placements",
+    "centred_placement",
+    "choose_orientation_and_placement",
+    "choose_placement",
+    "rd_costs",
+]
 
 # Placements move in steps of this many pixels (see `centred_placement`).
 _STEP = 4
@@ -99,3 +105,28 @@ def choose_placement(model, variables, img: np.ndarray, lmbda: float) -> tuple[i
     if len(placements) == 1:
         return placements[0]
     return placements[int(np.argmin(rd_costs(model, variables, img, lmbda, placements)))]
+
+
+def choose_orientation_and_placement(
+    model,
+    variables,
+    img: np.ndarray,
+    orientation_lmbda: float | None = None,
+    placement_lmbda: float | None = None,
+) -> tuple[int, tuple[int, int] | None]:
+    """`--orient`, then `--place` in the chosen orientation: (orientation, placement).
+
+    A search whose λ is None is skipped: orientation 0, placement None (the encoder's
+    default, centred). The two are searched one after the other, not jointly (8 + up
+    to 25 forwards instead of 8 × 25).
+    """
+    from llic_jax.coding.orientation import choose_orientation, orient
+
+    orientation = 0
+    if orientation_lmbda is not None:
+        orientation = choose_orientation(model, variables, img, orientation_lmbda)
+    placement = None
+    if placement_lmbda is not None:
+        turned = orient(img, orientation)
+        placement = choose_placement(model, variables, turned, placement_lmbda)
+    return orientation, placement

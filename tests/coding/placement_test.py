@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 import llic_jax
-from llic_jax.coding import container, placement
+from llic_jax.coding import container, orientation, placement
 from llic_jax.coding.codec import encode
 from llic_jax.coding.placement import (
     candidate_placements,
     centred_placement,
+    choose_orientation_and_placement,
     choose_placement,
     rd_costs,
 )
@@ -75,3 +76,28 @@ def test_the_chosen_placement_codes_and_decodes(small):
     assert (header.pad_top, header.pad_left) == best
     decoded = llic_jax.decompress(model, variables, encoded.blob)
     np.testing.assert_array_equal(decoded, encoded.reconstruction)
+
+
+def test_placement_is_searched_in_the_chosen_orientation(small, monkeypatch):
+    model, variables, img = small
+    orientation_costs = np.ones(8)
+    orientation_costs[5] = 0.5  # an odd orientation: the coded image is 33 x 51
+    monkeypatch.setattr(orientation, "rd_costs", lambda *a: orientation_costs)
+    searched = []
+
+    def fake_placement_costs(model, variables, turned, lmbda, places):
+        searched.append((turned.shape, lmbda))
+        return np.arange(len(places), 0, -1.0)  # the last candidate is the cheapest
+
+    monkeypatch.setattr(placement, "rd_costs", fake_placement_costs)
+    choose = choose_orientation_and_placement
+    turned_candidates = candidate_placements(model, 33, 51)
+    assert choose(model, variables, img, 0.01, 0.02) == (5, turned_candidates[-1])
+    assert searched == [((33, 51, 3), 0.02)]
+    assert choose(model, variables, img, None, 0.02) == (
+        0,
+        candidate_placements(model, 51, 33)[-1],
+    )
+    assert choose(model, variables, img, 0.01, None) == (5, None)
+    assert choose(model, variables, img) == (0, None)
+    assert len(searched) == 2
