@@ -530,6 +530,17 @@ def cmd_plot(args) -> None:
     print(f"wrote {args.output}")
 
 
+def cmd_merge(args) -> None:
+    from llic_jax import rd_results
+
+    check_destination(args.out)
+    documents = [rd_results.load_curve(path) for path in args.results]
+    merged = rd_results.merge_curves(args.name, documents)
+    rd_results.write_json(args.out, merged)
+    rates = ", ".join(f"{bpp:.4f}" for bpp in merged["results"]["bpp"])
+    print(f"wrote {args.out}: {len(merged['results']['bpp'])} points ({rates} bpp)")
+
+
 def cmd_export(args) -> None:
     from llic_jax import export
 
@@ -709,6 +720,16 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--max-bpp", type=float, default=2.0,
                       help="crop the rate axis here (0: no limit)")  # fmt: skip
     plot.set_defaults(run=cmd_plot)
+
+    merge = sub.add_parser(
+        "merge", help="RD points of several results files as one curve"
+    )
+    merge.add_argument("results", nargs="+",
+                       help="results JSON files of the same settings (llic eval runs "
+                       "split by weights file, or CompressAI files)")  # fmt: skip
+    merge.add_argument("--out", required=True, help="results JSON to write")
+    merge.add_argument("--name", required=True, help="the curve's name")
+    merge.set_defaults(run=cmd_merge)
 
     ex = sub.add_parser("export", help="training state → weights file with tables")
     source = ex.add_mutually_exclusive_group(required=True)

@@ -25,7 +25,7 @@ import numpy as np
 from llic_jax.atomic_write import write_atomically
 from llic_jax.metrics import ms_ssim_db
 
-__all__ = ["curve", "load_curve", "summarise_point", "write_json"]
+__all__ = ["curve", "load_curve", "merge_curves", "summarise_point", "write_json"]
 
 # Per-image keys averaged into each point, and the `results` key they feed.
 _AVERAGED = {
@@ -61,6 +61,58 @@ def curve(name: str, description: str, points: list[dict]) -> dict:
         "description": description,
         "results": {k: [summaries[i][k] for i in order] for k in keys},
         "points": [points[i] for i in order],
+    }
+
+
+def merge_curves(name: str, documents: list[dict]) -> dict:
+    """One curve from the points of several results documents, sorted by rate.
+
+    For an evaluation split into runs (one weights file each, on one machine after
+    another or on several at once). The runs must have measured the same thing: equal
+    descriptions (they state the encoder's settings and the data) and, where they keep
+    per-image rows, the same photos in every point, so that each mean is over the same
+    set. Files without per-image rows (CompressAI's) merge their `results` entries.
+
+    Raises:
+      ValueError: no documents, different descriptions, rows for some files but not
+        others, points over different photos, or one label twice.
+    """
+    if not documents:
+        raise ValueError("nothing to merge")
+    names = [d.get("name", "?") for d in documents]
+    descriptions = {d.get("description", "") for d in documents}
+    if len(descriptions) > 1:
+        raise ValueError(f"{', '.join(names)}: different descriptions (settings or "
+                         "data), not points of one curve")  # fmt: skip
+    with_rows = [bool(d.get("points")) for d in documents]
+    if any(with_rows) and not all(with_rows):
+        lacking = [n for n, rows in zip(names, with_rows, strict=True) if not rows]
+        raise ValueError(f"{', '.join(lacking)}: no per-image rows, unlike the others")
+    (description,) = descriptions
+    if not all(with_rows):
+        return _merge_means(name, description, [d["results"] for d in documents])
+    points = [point for d in documents for point in d["points"]]
+    labels = [point.get("label") for point in points]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise ValueError(f"point {twice[0]!r} appears twice")
+    photos = [sorted(row["image"] for row in point["images"]) for point in points]
+    for label, these in zip(labels, photos, strict=True):
+        if these != photos[0]:
+            raise ValueError(f"point {label!r} holds other photos than {labels[0]!r} "
+                             f"({len(these)} vs {len(photos[0])})")  # fmt: skip
+    return curve(name, description, points)
+
+
+def _merge_means(name: str, description: str, results: list[dict]) -> dict:
+    """`merge_curves` for documents that hold only means: their entries, by rate."""
+    keys = [k for k in results[0] if all(isinstance(r.get(k), list) for r in results)]
+    entries = [{k: r[k][i] for k in keys} for r in results for i in range(len(r["bpp"]))]
+    entries.sort(key=lambda entry: entry["bpp"])
+    return {
+        "name": name,
+        "description": description,
+        "results": {k: [entry[k] for entry in entries] for k in keys},
     }
 
 
