@@ -6,7 +6,9 @@ measured and quoted numbers are never confused. Each curve keeps its colour in b
 panels; one legend on the right names them all. Curves without MS-SSIM are left out of
 that panel. `max_bpp` crops the rate axis (high-rate classic-codec points would
 otherwise squeeze the range learned codecs are compared in). The panels give the legend
-the width it needs, so long curve names never cover a curve.
+the width it needs, so long curve names never cover a curve; a legend too long for the
+panels' height or too wide for their side grows the figure instead, the panels keeping
+their size at its top.
 """
 
 import os
@@ -19,6 +21,7 @@ __all__ = ["plot_curves", "rd_figure"]
 # gets up to three columns; the panels keep at least 1 - LEGEND_MAX_WIDTH of the width.
 LEGEND_WRAP_CHARS = 48
 LEGEND_MAX_WIDTH = 0.4
+FIGURE_SIZE = (14.0, 5.5)  # inches, legend included unless it needs more
 
 
 def plot_curves(
@@ -63,7 +66,7 @@ def rd_figure(
                                     color=strong(i % 10)))
         for i, curve in enumerate(curves)
     ]  # fmt: skip
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
+    fig, axes = plt.subplots(1, 2, figsize=FIGURE_SIZE)
     panels = (("psnr-rgb", "PSNR (dB)"), ("ms-ssim-db-rgb", "MS-SSIM (dB)"))
     handles = {}
     for ax, (key, label) in zip(axes, panels, strict=True):
@@ -86,7 +89,7 @@ def rd_figure(
                     transform=ax.transAxes)  # fmt: skip
     if title:
         fig.suptitle(title)
-    legend_width = 0.0
+    legend_width = 0.0  # inches
     if handles:
         lines, names = zip(*(handles[i] for i in sorted(handles)), strict=True)
         names = [textwrap.fill(name, LEGEND_WRAP_CHARS) for name in names]
@@ -98,6 +101,17 @@ def rd_figure(
             if box.height <= fig.bbox.height or columns == 3:
                 break
             legend.remove()
-        legend_width = box.width / fig.bbox.width
-    fig.tight_layout(rect=(0, 0, 1 - min(legend_width + 0.01, LEGEND_MAX_WIDTH), 1))
+        legend_width = box.width / fig.dpi + 0.15
+        legend_height = box.height / fig.dpi + 0.2
+        width, height = FIGURE_SIZE
+        panels_width = width * (1 - LEGEND_MAX_WIDTH)
+        if legend_width > width - panels_width or legend_height > height:
+            # The legend's size in inches does not depend on the figure's: grow the
+            # figure around it rather than shrink the panels under it.
+            fig.set_size_inches(
+                max(width, panels_width + legend_width), max(height, legend_height)
+            )
+    width, height = fig.get_size_inches()
+    panels_top = FIGURE_SIZE[1] / height  # the panels keep their height, at the top
+    fig.tight_layout(rect=(0, 1 - panels_top, 1 - legend_width / width, 1))
     return fig

@@ -56,3 +56,19 @@ def test_curve_without_ms_ssim_leaves_that_panel_to_the_others(tmp_path):
     plot_curves([_curve("a", 0), _curve("b", 0.5)], out, max_bpp=0.35)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob("*.tmp*"))  # written through a temp file
+
+
+def test_a_legend_longer_than_three_columns_grows_the_figure():
+    # docs/rd_kodak24.png: ~40 curves and ~20 published ones, most names wrapped
+    curves = [_curve(f"curve {i} " + "z" * 100, 0.02 * i) for i in range(40)]
+    references = [_curve(f"published {i}", -1 - 0.1 * i) for i in range(22)]
+    fig = rd_figure(curves, references)
+    fig.canvas.draw()
+    (legend,) = fig.legends
+    box = legend.get_window_extent()
+    assert fig.get_size_inches()[1] > 5.5  # taller than the panels need
+    assert fig.bbox.x0 - 1 <= box.x0 and box.x1 <= fig.bbox.x1 + 1
+    assert fig.bbox.y0 - 1 <= box.y0 and box.y1 <= fig.bbox.y1 + 1
+    for ax in fig.axes:
+        assert not _overlaps(box, ax.get_tightbbox())
+        assert ax.get_window_extent().height / fig.dpi > 3  # panels not squashed
