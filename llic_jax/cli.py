@@ -2,10 +2,10 @@
 
   llic info MODEL [--size HxW]
   llic encode IN.png OUT.llic [--weights W | --quality Q] [--refine STEPS] [--orient]
-              [--place] [--post-filter F | --no-post-filter] [--quiet]
+              [--place] [--refine-lr RATE] [--post-filter F | --no-post-filter] [--quiet]
   llic decode IN.llic OUT.png [--weights W] [--post-filter F]
   llic eval [--weights W ...] --data DIR --out R.json [--entropy-estimation]
-            [--refine STEPS] [--orient] [--place] [--resume]
+            [--refine STEPS] [--refine-lr RATE] [--orient] [--place] [--resume]
             [--post-filter F ... | --no-post-filter]
   llic bench jpeg|webp|avif --data DIR --out R.json [--qualities 10,20,...]
   llic bdrate ANCHOR.json TEST.json [--method pchip|cubic] [--metric psnr|ms-ssim]
@@ -25,6 +25,7 @@ cache), so the next command with the same model and image size skips compiling:
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -117,12 +118,19 @@ def _lmbda(args, weights, quality, option: str) -> float:
 def _refinement(args, weights, quality=None):
     """The `Refinement` asked for by --refine (None without it), λ from the weights."""
     if args.refine is None:
+        if args.refine_lr is not None:
+            raise CliError("--refine-lr sets --refine's step size: give --refine STEPS")
         return None
     from llic_jax import Refinement
 
     if args.refine < 1:
         raise CliError(f"--refine takes a positive number of steps, got {args.refine}")
-    return Refinement(_lmbda(args, weights, quality, "--refine"), steps=args.refine)
+    settings = {"steps": args.refine}
+    if args.refine_lr is not None:
+        if not (math.isfinite(args.refine_lr) and args.refine_lr > 0):
+            raise CliError(f"--refine-lr must be positive, got {args.refine_lr}")
+        settings["learning_rate"] = args.refine_lr
+    return Refinement(_lmbda(args, weights, quality, "--refine"), **settings)
 
 
 def _orientation_lmbda(args, weights, quality=None) -> float | None:
@@ -360,8 +368,9 @@ def cmd_eval(args) -> None:
                       + (f" ({np.mean(sent):.0f} bytes each)" if sent else ""))  # fmt: skip
     mode = "entropy estimation (no coding)" if args.entropy_estimation else "real coding"
     if args.refine is not None:
+        lr = "" if args.refine_lr is None else f", learning rate {args.refine_lr:g}"
         mode += (f", latents refined at encode ({args.refine} steps of stochastic "
-                 "Gumbel annealing)")  # fmt: skip
+                 f"Gumbel annealing{lr})")  # fmt: skip
     if args.orient:
         mode += ", each image coded in the cheapest of its 8 orientations"
     if args.place:
@@ -570,6 +579,13 @@ def _add_refine_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="STEPS",
         help="optimise each image's latents for STEPS gradient steps before coding "
         "(slower encoding, same decoder; see llic_jax/coding/latent_refinement.py)",
+    )
+    parser.add_argument(
+        "--refine-lr",
+        type=float,
+        metavar="RATE",
+        help="--refine's initial step size (Adam, cosine decay to 0; default 0.04; "
+        "curves before session 36 were refined at 0.02)",
     )
     parser.add_argument(
         "--orient",

@@ -77,6 +77,25 @@ def test_eval_with_a_search_records_each_choice(tmp_path, folder, weights, searc
     assert main([*args, "--entropy-estimation"]) == 1  # searches need real coding
 
 
+def test_refine_lr_sets_the_step_size_and_is_checked(tmp_path, folder, weights, capsys):
+    out = tmp_path / "r.json"
+    args = ["eval", "--weights", str(weights), "--data", str(folder), "--out", str(out),
+            "--quiet", "--lmbda", "0.01"]  # fmt: skip
+    for bad, message in [(["--refine-lr", "0.05"], "give --refine"),
+                         (["--refine", "1", "--refine-lr", "0"], "positive"),
+                         (["--refine", "1", "--refine-lr", "nan"], "positive")]:  # fmt: skip
+        assert main([*args, *bad]) == 1
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err and not out.exists()
+    assert main([*args, "--refine", "1", "--refine-lr", "0.05"]) == 0
+    document = json.loads(out.read_text())
+    assert (
+        "1 steps of stochastic Gumbel annealing, learning rate 0.05"
+        in (document["description"])
+    )
+    assert all(row["bit_exact"] for row in document["points"][0]["images"])
+
+
 def test_an_interrupted_eval_resumes_without_coding_its_finished_images(
     tmp_path, folder, weights, monkeypatch, capsys
 ):

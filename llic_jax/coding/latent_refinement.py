@@ -12,16 +12,22 @@ Yang, Bamler, Mandt, "Improving inference for neural image compression", NeurIPS
 the same relaxed value feeds the rate and the synthesis, and its temperature falls
 geometrically from `temperatures[0]` to `temperatures[1]` so the last steps optimise
 almost the hard rounding the coder applies. Adam's step size follows a cosine decay to
-zero. Our defaults (learning rate 2e-2, temperature 0.5 → 0.05) were chosen on two Kodak
-images with the bundled quality-3 model at 40 steps: 2e-2 with the decay beat a constant
-5e-3 (too slow) and a constant 2e-2 (unstable once the temperature is low);
-straight-through and additive-noise surrogates raised the real RD cost instead. At 60
-steps, other Adam moments (β₁ 0.8; β₂ 0.99, 0.95) and temperature ends (0.5 → 0.02,
-0.3 → 0.05) changed the cost by at most 0.08% and a hotter start (1.0) lost 0.7%
-(docs/results-history.md, "Session 19"). The default of 20 steps (~1.1 s each for a
-500×500 image on two CPU cores, nearly all of it the synthesis transform's gradient) is
-the cheap end of the method; docs/results-history.md evaluates 20 and 60 (60: BD-rate
-−5% against 20, 75–80 s per image); Yang et al. run 2,000.
+zero. The temperature schedule (0.5 → 0.05) was chosen on two Kodak images with the
+bundled quality-3 model at 40 steps, where straight-through and additive-noise
+surrogates raised the real RD cost instead; at 60 steps, other Adam moments (β₁ 0.8;
+β₂ 0.99, 0.95) and temperature ends (0.5 → 0.02, 0.3 → 0.05) changed the cost by at most
+0.08% and a hotter start (1.0) lost 0.7% (docs/results-history.md, "Session 19").
+
+The initial step size, 4e-2, was measured in session 36 (docs/results-history.md) with
+the post-filter in the loop and the photo centred. The 2e-2 of sessions 14–35 had beaten
+a constant 5e-3 and a constant 2e-2 at 40 steps and tied with 4e-2 at 60 (session 15,
+q3, two photos, older weights, no post-filter). Now, at 20 steps, 4e-2 lowers the RD
+cost after refinement on all six photos tried (q4), by 0.5–1.6% (4.5e-2 on kodim05:
+2.8%), where 6.5e-2 gains more on some textured photos (kodim05, 13) but loses on smooth
+ones (kodim03, 04: +0.35, +0.47% against 2e-2); at 160 steps (q4, kodim05) 4.5e-2 and 6.5e-2 both beat
+2e-2 by 1.1–1.2%, 1e-1 by less. The default of 20 steps (~1.1 s each for a 500×500
+image on two CPU cores, nearly all of it the synthesis transform's gradient) is the cheap
+end of the method; docs/results.md compares 20 to 160; Yang et al. run 2,000.
 
 Loss convention (DESIGN.md §5): `bits / (H·W) + λ·MSE`, MSE on the 0–255 scale over
 the original H×W only, wherever it sits in the padded canvas (the padding is not the
@@ -66,7 +72,7 @@ class Refinement:
 
     lmbda: float
     steps: int = 20
-    learning_rate: float = 2e-2
+    learning_rate: float = 4e-2
     temperatures: tuple[float, float] = (0.5, 0.05)
     seed: int = 0
 
