@@ -368,9 +368,10 @@ def cmd_eval(args) -> None:
                       + (f" ({np.mean(sent):.0f} bytes each)" if sent else ""))  # fmt: skip
     mode = "entropy estimation (no coding)" if args.entropy_estimation else "real coding"
     if args.refine is not None:
-        lr = "" if args.refine_lr is None else f", learning rate {args.refine_lr:g}"
+        # the step size always: its default changed in session 36 (2e-2 → 4e-2)
+        lr = runs[0].refinement.learning_rate
         mode += (f", latents refined at encode ({args.refine} steps of stochastic "
-                 f"Gumbel annealing{lr})")  # fmt: skip
+                 f"Gumbel annealing, learning rate {lr:g})")  # fmt: skip
     if args.orient:
         mode += ", each image coded in the cheapest of its 8 orientations"
     if args.place:

@@ -22,12 +22,15 @@ The initial step size, 4e-2, was measured in session 36 (docs/results-history.md
 the post-filter in the loop and the photo centred. The 2e-2 of sessions 14–35 had beaten
 a constant 5e-3 and a constant 2e-2 at 40 steps and tied with 4e-2 at 60 (session 15,
 q3, two photos, older weights, no post-filter). Now, at 20 steps, 4e-2 lowers the RD
-cost after refinement on all six photos tried (q4), by 0.5–1.6% (4.5e-2 on kodim05:
-2.8%), where 6.5e-2 gains more on some textured photos (kodim05, 13) but loses on smooth
-ones (kodim03, 04: +0.35, +0.47% against 2e-2); at 160 steps (q4, kodim05) 4.5e-2 and 6.5e-2 both beat
-2e-2 by 1.1–1.2%, 1e-1 by less. The default of 20 steps (~1.1 s each for a 500×500
-image on two CPU cores, nearly all of it the synthesis transform's gradient) is the cheap
-end of the method; docs/results.md compares 20 to 160; Yang et al. run 2,000.
+cost after refinement against 2e-2 on all eleven (photo, model) pairs tried (q4 on six
+photos, q3 on five), by 0.3–1.6% (4.5e-2 on kodim05, q4: 2.8%), where 6.5e-2 gains more
+on some textured photos (kodim05, 13) but loses on smooth ones (kodim02–04 and 07 with
+q3: +0.6 to +1.1%). At 160 steps (q4, kodim05) 4.5e-2 and 6.5e-2 both beat 2e-2 by
+1.1–1.2%, 1e-1 by less, but `llic eval` with every option at 6.5e-2 gained only 0.24%
+on kodim01–05 (lost on kodim02–04): 160 steps at 4e-2 are not measured yet. The default
+of 20 steps (~1.1 s each for a 500×500 image on two CPU cores, nearly all of it the
+synthesis transform's gradient) is the cheap end of the method; docs/results.md compares
+20 to 160; Yang et al. run 2,000.
 
 Loss convention (DESIGN.md §5): `bits / (H·W) + λ·MSE`, MSE on the 0–255 scale over
 the original H×W only, wherever it sits in the padded canvas (the padding is not the
