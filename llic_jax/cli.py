@@ -25,7 +25,6 @@ cache), so the next command with the same model and image size skips compiling:
 
 import argparse
 import dataclasses
-import math
 import os
 import sys
 import time
@@ -125,12 +124,11 @@ def _refinement(args, weights, quality=None):
 
     if args.refine < 1:
         raise CliError(f"--refine takes a positive number of steps, got {args.refine}")
-    settings = {"steps": args.refine}
-    if args.refine_lr is not None:
-        if not (math.isfinite(args.refine_lr) and args.refine_lr > 0):
-            raise CliError(f"--refine-lr must be positive, got {args.refine_lr}")
-        settings["learning_rate"] = args.refine_lr
-    return Refinement(_lmbda(args, weights, quality, "--refine"), **settings)
+    # Refinement checks the step size (a ValueError: one line, exit 1, as main reports)
+    settings = {} if args.refine_lr is None else {"learning_rate": args.refine_lr}
+    return Refinement(
+        _lmbda(args, weights, quality, "--refine"), steps=args.refine, **settings
+    )
 
 
 def _orientation_lmbda(args, weights, quality=None) -> float | None:

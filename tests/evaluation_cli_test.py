@@ -89,10 +89,8 @@ def test_refine_lr_sets_the_step_size_and_is_checked(tmp_path, folder, weights, 
         assert message in err and "\n" not in err and not out.exists()
     assert main([*args, "--refine", "1", "--refine-lr", "0.05"]) == 0
     document = json.loads(out.read_text())
-    assert (
-        "1 steps of stochastic Gumbel annealing, learning rate 0.05"
-        in (document["description"])
-    )
+    description = document["description"]
+    assert "1 steps of stochastic Gumbel annealing, learning rate 0.05" in description
     assert all(row["bit_exact"] for row in document["points"][0]["images"])
 
 

@@ -87,7 +87,7 @@ class Refinement:
             raise ValueError(
                 f"refinement steps must be a positive integer, got {self.steps}"
             )
-        if not self.learning_rate > 0:
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning rate must be positive, got {self.learning_rate}")
         if not first >= last > 0:
             raise ValueError(

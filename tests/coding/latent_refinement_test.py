@@ -110,6 +110,7 @@ def test_refinement_that_does_not_pay_keeps_the_analysis_latents(photo, make_sma
         ({"lmbda": float("nan")}, "λ"),
         ({"lmbda": 0.01, "steps": 0}, "steps"),
         ({"lmbda": 0.01, "learning_rate": -1.0}, "learning rate"),
+        ({"lmbda": 0.01, "learning_rate": float("inf")}, "learning rate"),
         ({"lmbda": 0.01, "temperatures": (0.05, 0.5)}, "temperatures"),
     ],
 )
