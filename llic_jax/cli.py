@@ -382,6 +382,9 @@ def cmd_eval(args) -> None:
         if args.filter_ensemble:
             mode += (", or its 8-orientation self-ensemble where that helps more "
                      "(rows: post_filter_ensemble)")  # fmt: skip
+            if args.refine is not None:  # since session 37
+                mode += ("; the refinement serves the self-ensemble: step i filters the "
+                         "image turned to orientation i mod 8")  # fmt: skip
     if any(run.wiener_lmbda is not None for run in runs):
         mode += (", then a per-image Wiener filter where it lowers bpp + λ·MSE (rows: "
                  "wiener_bytes, counted in estimated_bits as sent)")  # fmt: skip
@@ -429,6 +432,8 @@ def _eval_settings(args, images, runs) -> dict:
         settings["post_filter"] = [None if f is None else f.digest() for f in filters]
     if args.filter_ensemble:
         settings["post_filter_ensemble"] = True
+        if any(r is not None for r in refinements):  # refined for the ensemble since 37
+            settings["refinement_target"] = "post-filter ensemble"
     if any(v is not None for v in wieners):
         settings["wiener_lmbda"] = wieners
     return settings

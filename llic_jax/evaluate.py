@@ -136,8 +136,13 @@ def evaluate_model(
     if save_recon is not None:
         Path(save_recon).mkdir(parents=True, exist_ok=True)
     compiled = set()
-    # one step of refinement compiles it for any number of steps
-    warm_up = None if refinement is None else dataclasses.replace(refinement, steps=1)
+    # two steps of refinement compile it for any number of steps (refining for the
+    # post-filter's ensemble, odd steps see the image transposed: a second compilation)
+    warm_up = (
+        None
+        if refinement is None
+        else dataclasses.replace(refinement, steps=min(refinement.steps, 2))
+    )
     finished = finished or {}
     rows = []
     for name, img in _progress(images, label or model.model_name, progress):

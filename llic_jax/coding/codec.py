@@ -261,10 +261,10 @@ def encode(
     these weights, is applied when it brings the reconstruction closer to `img`
     (module docstring); a refinement then optimises the latents for the filtered
     reconstruction. `post_filter_ensemble` also tries the filter's self-ensemble
-    (eight filter passes here and in the decoder, where chosen; the refinement still
-    optimises for the single pass). `wiener_lmbda`, if given, fits a per-image Wiener
-    filter after all that and sends it where it lowers the RD cost at that λ (module
-    docstring; the weights' own λ is the natural choice).
+    (eight filter passes here and in the decoder, where chosen; a refinement then
+    serves the ensemble, one orientation per step). `wiener_lmbda`, if given, fits a
+    per-image Wiener filter after all that and sends it where it lowers the RD cost at
+    that λ (module docstring; the weights' own λ is the natural choice).
     """
     if post_filter is not None and post_filter.codec_fingerprint != fingerprint(
         variables
@@ -289,6 +289,7 @@ def encode(
             (y, z), _ = refine_latents(
                 model, params, x, (h, w), y, z, refinement,
                 progress=progress, post_filter=post_filter, placement=placement,
+                ensemble=post_filter is not None and post_filter_ensemble,
             )  # fmt: skip
         y, z = jax.device_get((y, z))
 

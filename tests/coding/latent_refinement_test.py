@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -73,7 +75,7 @@ def test_with_a_post_filter_the_distortion_is_measured_after_it(photo, make_smal
     weight = jnp.ones(x.shape[:3] + (1,), x.dtype)  # the crop fills its padded size
     assert x.shape[1:3] == size
     after_filter = _rd_cost(
-        model, params, y, z, x, weight, SHORT.lmbda, jnp.round, (module, filter_params)
+        model, params, y, z, x, weight, SHORT.lmbda, jnp.round, post_filter
     )
     assert costs["cost_before"] == pytest.approx(float(after_filter), rel=1e-5)
     assert costs["cost_before"] != pytest.approx(plain_costs["cost_before"], rel=1e-3)
@@ -81,6 +83,51 @@ def test_with_a_post_filter_the_distortion_is_measured_after_it(photo, make_smal
     assert not np.array_equal(y_filtered, y_plain)
 
     encoded = encode(model, variables, img, refinement=SHORT, post_filter=post_filter)
+    decoded = llic_jax.decompress(model, variables, encoded.blob, post_filter=post_filter)
+    np.testing.assert_array_equal(decoded, encoded.reconstruction)
+
+
+def test_refining_for_the_ensemble_costs_what_the_decoder_shows(photo, make_small_model):
+    model, variables = make_small_model("mbt2018-mean")
+    img = _crop(photo)
+    x, size = pad_image(model, img)
+    params = variables["params"]
+    y, z = model.apply({"params": params}, x, method="analysis")
+    module = PostFilter(width=8, blocks=1)
+    filter_params = module.init(jax.random.key(0), x)["params"]
+    # Not the identity, and not invariant to turning the image: the eight passes differ.
+    filter_params = jax.tree.map(
+        lambda p: p + 0.02 * jax.random.normal(jax.random.key(1), p.shape), filter_params
+    )
+    post_filter = LoadedPostFilter(
+        module, filter_params, fingerprint(variables), ensemble_gain=1.25
+    )
+    (y_ensemble, z_ensemble), costs = refine_latents(
+        model, params, x, size, y, z, SHORT, post_filter=post_filter, ensemble=True
+    )
+    (y_single, _), single_costs = refine_latents(
+        model, params, x, size, y, z, SHORT, post_filter=post_filter
+    )
+    weight = jnp.ones(x.shape[:3] + (1,), x.dtype)
+
+    def ensemble_cost(y, z):
+        shown = functools.partial(post_filter, ensemble=True)
+        return float(
+            _rd_cost(model, params, y, z, x, weight, SHORT.lmbda, jnp.round, shown)
+        )
+
+    assert costs["cost_before"] == pytest.approx(ensemble_cost(y, z), rel=1e-5)
+    assert costs["cost_after"] == pytest.approx(
+        ensemble_cost(y_ensemble, z_ensemble), rel=1e-5
+    )
+    assert costs["cost_before"] != pytest.approx(single_costs["cost_before"], rel=1e-4)
+    assert costs["cost_after"] < costs["cost_before"]
+    assert not np.array_equal(y_ensemble, y_single)
+    with pytest.raises(ValueError, match="ensemble needs a post-filter"):
+        refine_latents(model, params, x, size, y, z, SHORT, ensemble=True)
+
+    encoded = encode(model, variables, img, refinement=SHORT, post_filter=post_filter,
+                     post_filter_ensemble=True)  # fmt: skip
     decoded = llic_jax.decompress(model, variables, encoded.blob, post_filter=post_filter)
     np.testing.assert_array_equal(decoded, encoded.reconstruction)
 
