@@ -57,16 +57,28 @@ def test_refinement_lowers_the_rd_cost_and_decodes_bit_exactly(photo, make_small
     assert llic_jax.compress(model, variables, img, refinement=SHORT) == refined.blob
 
 
-def test_with_a_post_filter_the_distortion_is_measured_after_it(photo, make_small_model):
+def _with_a_filter(photo, make_small_model, shift, ensemble_gain=1.0):
+    """A small model, a padded crop, its analysis latents and a post-filter whose
+    parameters are `shift(initial)`."""
     model, variables = make_small_model("mbt2018-mean")
     img = _crop(photo)
     x, size = pad_image(model, img)
-    params = variables["params"]
-    y, z = model.apply({"params": params}, x, method="analysis")
+    y, z = model.apply({"params": variables["params"]}, x, method="analysis")
     module = PostFilter(width=8, blocks=1)
-    filter_params = module.init(jax.random.key(0), x)["params"]
-    filter_params = jax.tree.map(lambda p: p + 0.01, filter_params)  # not the identity
-    post_filter = LoadedPostFilter(module, filter_params, fingerprint(variables))
+    filter_params = jax.tree.map(shift, module.init(jax.random.key(0), x)["params"])
+    post_filter = LoadedPostFilter(
+        module, filter_params, fingerprint(variables), ensemble_gain
+    )
+    return model, variables, img, x, size, y, z, post_filter
+
+
+def test_with_a_post_filter_the_distortion_is_measured_after_it(photo, make_small_model):
+    model, variables, img, x, size, y, z, post_filter = _with_a_filter(
+        photo,
+        make_small_model,
+        lambda p: p + 0.01,  # not the identity
+    )
+    params = variables["params"]
 
     (y_filtered, _), costs = refine_latents(
         model, params, x, size, y, z, SHORT, post_filter=post_filter
@@ -88,20 +100,14 @@ def test_with_a_post_filter_the_distortion_is_measured_after_it(photo, make_smal
 
 
 def test_refining_for_the_ensemble_costs_what_the_decoder_shows(photo, make_small_model):
-    model, variables = make_small_model("mbt2018-mean")
-    img = _crop(photo)
-    x, size = pad_image(model, img)
-    params = variables["params"]
-    y, z = model.apply({"params": params}, x, method="analysis")
-    module = PostFilter(width=8, blocks=1)
-    filter_params = module.init(jax.random.key(0), x)["params"]
     # Not the identity, and not invariant to turning the image: the eight passes differ.
-    filter_params = jax.tree.map(
-        lambda p: p + 0.02 * jax.random.normal(jax.random.key(1), p.shape), filter_params
+    model, variables, img, x, size, y, z, post_filter = _with_a_filter(
+        photo,
+        make_small_model,
+        lambda p: p + 0.02 * jax.random.normal(jax.random.key(1), p.shape),
+        ensemble_gain=1.25,
     )
-    post_filter = LoadedPostFilter(
-        module, filter_params, fingerprint(variables), ensemble_gain=1.25
-    )
+    params = variables["params"]
     (y_ensemble, z_ensemble), costs = refine_latents(
         model, params, x, size, y, z, SHORT, post_filter=post_filter, ensemble=True
     )
