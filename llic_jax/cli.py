@@ -634,7 +634,7 @@ def _add_post_filter_arguments(parser, help_text: str, nargs=None) -> None:
         action="store_true",
         help="also try the post-filter's self-ensemble (its mean over the image's 8 "
         "orientations; ~+0.03 dB where chosen, 8 filter passes in the decoder too; see "
-        "llic_jax/layers/post_filter.py)",
+        "llic_jax/layers/post_filter.py); with --refine the latents are refined for it",
     )
 
 
