@@ -217,10 +217,12 @@ def _refine_fns(model, filter_module=None, ensemble=False):
 
         return one_pass
 
-    def cost(latents, params, x, weight, lmbda, quantize, orientation=None, t=False):
+    def cost(
+        latents, params, x, weight, lmbda, quantize, orientation=None, transposed=False
+    ):
         # params: (codec params, filter params or None, the ensemble's gain)
         codec_params, filter_params, gain = params
-        post = shown(filter_params, gain, orientation, t)
+        post = shown(filter_params, gain, orientation, transposed)
         return _rd_cost(model, codec_params, *latents, x, weight, lmbda, quantize, post)
 
     def relaxed_cost(latents, params, x, weight, schedule, i, transposed):
