@@ -19,7 +19,7 @@ from llic_jax.cli import read_image
 from llic_jax.coding.codec import encode, fingerprint
 from llic_jax.metrics import psnr
 from llic_jax.post_filter_weights import bundled_post_filter
-from llic_jax.weights import BUNDLED, DEFAULT_QUALITY, bundled_path, read_metadata
+from llic_jax.weights import DEFAULT_QUALITY, QUALITIES, bundled_path, read_metadata
 
 SAMPLE = Path(llic_jax.__file__).parent / "assets" / "sample.png"
 
@@ -53,7 +53,7 @@ def main(argv=None):
 
     img = read_image(args.image)
     model, variables = llic_jax.load_weights(args.weights or None)
-    weights_name = f"bundled, quality {DEFAULT_QUALITY} of {sorted(BUNDLED)}"
+    weights_name = f"bundled, quality {DEFAULT_QUALITY} of {list(QUALITIES)}"
     post_filter = bundled_post_filter(fingerprint(variables))
     lmbda = read_metadata(args.weights or bundled_path()).get("lmbda")
     lmbda = None if lmbda is None else float(lmbda)

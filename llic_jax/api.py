@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from llic_jax.entropy.coarseness import check_coarseness
+
 __all__ = ["build_tables", "init", "reconstruct"]
 
 
@@ -38,14 +40,20 @@ def build_tables(model, variables: dict) -> dict:
 
 
 @functools.lru_cache(maxsize=16)
-def _eval_forward_fn(model):
+def _eval_forward_fn(model, coarseness: int = 0):
     return jax.jit(
-        lambda params, x: model.apply({"params": params}, x, method="eval_forward")
+        lambda params, x: model.apply(
+            {"params": params}, x, coarseness, method="eval_forward"
+        )
     )
 
 
 def reconstruct(
-    model, variables: dict, img: np.ndarray, placement: tuple[int, int] | None = None
+    model,
+    variables: dict,
+    img: np.ndarray,
+    placement: tuple[int, int] | None = None,
+    coarseness: int = 0,
 ) -> tuple[np.ndarray, float]:
     """Eval-mode forward without entropy coding.
 
@@ -53,6 +61,7 @@ def reconstruct(
       img: uint8 [H, W, 3].
       placement: (top, left) of the image in its padded canvas; None centres it, as
         the codec does (coding/placement.py).
+      coarseness: y's quantisation step is r**coarseness (entropy/coarseness.py).
 
     Returns:
       (reconstruction uint8 [H, W, 3], estimated bits = Σ −log2 p over y and z).
@@ -64,6 +73,8 @@ def reconstruct(
     if placement is None:
         placement = centred_placement(model, *np.shape(img)[:2])
     x, size = pad_image(model, img, placement)
-    x_hat, bits = _eval_forward_fn(model)(variables["params"], x)
+    x_hat, bits = _eval_forward_fn(model, check_coarseness(coarseness))(
+        variables["params"], x
+    )
     total = float(np.asarray(bits["y"]).sum() + np.asarray(bits["z"]).sum())
     return to_uint8(crop_image(x_hat, size, placement)), total

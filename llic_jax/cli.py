@@ -2,11 +2,12 @@
 
   llic info MODEL [--size HxW]
   llic encode IN.png OUT.llic [--weights W | --quality Q] [--refine STEPS] [--orient]
-              [--place] [--refine-lr RATE] [--post-filter F | --no-post-filter] [--quiet]
+              [--place] [--refine-lr RATE] [--post-filter F | --no-post-filter]
+              [--coarser K] [--quiet]
   llic decode IN.llic OUT.png [--weights W] [--post-filter F]
   llic eval [--weights W ...] --data DIR --out R.json [--entropy-estimation]
             [--refine STEPS] [--refine-lr RATE] [--orient] [--place] [--resume]
-            [--post-filter F ... | --no-post-filter]
+            [--post-filter F ... | --no-post-filter] [--coarser K]
   llic bench jpeg|webp|avif --data DIR --out R.json [--qualities 10,20,...]
   llic bdrate ANCHOR.json TEST.json [--method pchip|cubic] [--metric psnr|ms-ssim]
   llic plot R.json ... -o rd.png [--reference DIR]
@@ -94,11 +95,25 @@ def _load(weights, quality=None):
     return llic_jax.load_weights(weights)
 
 
-def _lmbda(args, weights, quality, option: str) -> float:
+def _coarseness(args, weights, quality=None) -> int:
+    """--coarser if given, else the bundled quality's own (1: 3), else 0."""
+    from llic_jax.entropy.coarseness import MAX_COARSENESS
+    from llic_jax.weights import bundled_coarseness
+
+    if args.coarser is None:
+        return bundled_coarseness(quality) if weights is None else 0
+    if not 0 <= args.coarser <= MAX_COARSENESS:
+        raise CliError(f"--coarser takes 0..{MAX_COARSENESS}, got {args.coarser}")
+    return args.coarser
+
+
+def _lmbda(args, weights, quality, option: str, coarseness: int = 0) -> float:
     """λ of the RD cost `option` (--refine, --orient, --place) minimises.
 
-    --lmbda if given, else the weights' own (their metadata).
+    --lmbda if given, else the weights' own (their metadata), over step² at a coarseness
+    (entropy/coarseness.py: `coarser_lmbda`).
     """
+    from llic_jax.entropy.coarseness import coarser_lmbda
     from llic_jax.weights import bundled_path, read_metadata
 
     path = weights if weights is not None else bundled_path(quality)
@@ -109,12 +124,13 @@ def _lmbda(args, weights, quality, option: str) -> float:
         except (KeyError, ValueError):
             raise CliError(f"{path}: the weights do not record their λ; "
                            f"pass --lmbda for {option}") from None  # fmt: skip
+        lmbda = coarser_lmbda(lmbda, coarseness)
     if not lmbda > 0:
         raise CliError(f"--lmbda must be positive, got {lmbda}")
     return lmbda
 
 
-def _refinement(args, weights, quality=None):
+def _refinement(args, weights, quality=None, coarseness: int = 0):
     """The `Refinement` asked for by --refine (None without it), λ from the weights."""
     if args.refine is None:
         if args.refine_lr is not None:
@@ -127,21 +143,27 @@ def _refinement(args, weights, quality=None):
     # Refinement checks the step size (a ValueError: one line, exit 1, as main reports)
     settings = {} if args.refine_lr is None else {"learning_rate": args.refine_lr}
     return Refinement(
-        _lmbda(args, weights, quality, "--refine"), steps=args.refine, **settings
+        _lmbda(args, weights, quality, "--refine", coarseness),
+        steps=args.refine,
+        **settings,
     )
 
 
-def _orientation_lmbda(args, weights, quality=None) -> float | None:
+def _orientation_lmbda(args, weights, quality=None, coarseness=0) -> float | None:
     """λ of --orient's search over the eight orientations (None without --orient)."""
-    return _lmbda(args, weights, quality, "--orient") if args.orient else None
+    if not args.orient:
+        return None
+    return _lmbda(args, weights, quality, "--orient", coarseness)
 
 
-def _placement_lmbda(args, weights, quality=None) -> float | None:
+def _placement_lmbda(args, weights, quality=None, coarseness=0) -> float | None:
     """λ of --place's search over placements in the padded canvas (None without it)."""
-    return _lmbda(args, weights, quality, "--place") if args.place else None
+    if not args.place:
+        return None
+    return _lmbda(args, weights, quality, "--place", coarseness)
 
 
-def _wiener_lmbda(args, weights, quality=None) -> float | None:
+def _wiener_lmbda(args, weights, quality=None, coarseness=0) -> float | None:
     """λ of the per-image Wiener filter: on by default where λ is known, else None.
 
     --no-wiener turns it off; weights that do not record their λ (and no --lmbda) code
@@ -150,7 +172,7 @@ def _wiener_lmbda(args, weights, quality=None) -> float | None:
     if args.no_wiener:
         return None
     try:
-        return _lmbda(args, weights, quality, "the Wiener filter")
+        return _lmbda(args, weights, quality, "the Wiener filter", coarseness)
     except CliError:
         if args.lmbda is not None:  # a bad --lmbda is an error, not a reason to skip
             raise
@@ -173,17 +195,19 @@ def cmd_encode(args) -> None:
 
     img = read_image(args.input)
     model, variables = _load(args.weights, args.quality)
-    refinement = _refinement(args, args.weights, args.quality)
-    orientation_lmbda = _orientation_lmbda(args, args.weights, args.quality)
-    placement_lmbda = _placement_lmbda(args, args.weights, args.quality)
-    wiener_lmbda = _wiener_lmbda(args, args.weights, args.quality)
+    where = (args.weights, args.quality, _coarseness(args, args.weights, args.quality))
+    refinement = _refinement(args, *where)
+    orientation_lmbda = _orientation_lmbda(args, *where)
+    placement_lmbda = _placement_lmbda(args, *where)
+    wiener_lmbda = _wiener_lmbda(args, *where)
+    coarseness = where[2]
     post_filter = _post_filter(args.post_filter, variables, args.no_post_filter)
     if args.filter_ensemble and post_filter is None:
         raise CliError("--filter-ensemble needs a post-filter: none is bundled for "
                        "these weights (give --post-filter FILE)")  # fmt: skip
     start = time.perf_counter()
     orientation, placement = choose_orientation_and_placement(
-        model, variables, img, orientation_lmbda, placement_lmbda
+        model, variables, img, orientation_lmbda, placement_lmbda, coarseness
     )
     try:
         encoded = encode(
@@ -197,6 +221,7 @@ def cmd_encode(args) -> None:
             post_filter=post_filter,
             post_filter_ensemble=args.filter_ensemble,
             wiener_lmbda=wiener_lmbda,
+            coarseness=coarseness,
         )
     except NotImplementedError as e:  # a model without a relaxed forward
         raise CliError(str(e)) from None
@@ -204,7 +229,8 @@ def cmd_encode(args) -> None:
     blob = encoded.blob
     write_atomically(args.output, lambda tmp: Path(tmp).write_bytes(blob))
     h, w = img.shape[:2]
-    turned = f", orientation {orientation}" if args.orient else ""
+    turned = f", coarser by {coarseness}" if coarseness else ""
+    turned += f", orientation {orientation}" if args.orient else ""
     if placement is not None:
         turned += f", placed at row {placement[0]}, column {placement[1]}"
     if post_filter is not None:
@@ -276,11 +302,17 @@ class _EvalRun:
     placement_lmbda: float | None  # None: no --place
     wiener_lmbda: float | None  # None: no Wiener filter
     post_filter: "LoadedPostFilter | None"
+    coarseness: int  # 0: the weights' own quantisation step
+
+    @property
+    def label(self) -> str:
+        name = Path(self.path).name
+        return f"{name}, coarser by {self.coarseness}" if self.coarseness else name
 
 
 def cmd_eval(args) -> None:
     from llic_jax import evaluate, rd_results
-    from llic_jax.weights import BUNDLED, bundled_path
+    from llic_jax.weights import QUALITIES, bundled_path
 
     check_destination(args.out)
     if args.refine is not None and args.entropy_estimation:
@@ -290,7 +322,10 @@ def cmd_eval(args) -> None:
     if args.place and args.entropy_estimation:
         raise CliError("--place needs real coding: drop --entropy-estimation")
     images = evaluate.load_images(args.data)
-    weights = args.weights or [str(bundled_path(q)) for q in sorted(BUNDLED)]
+    # (weights file, the bundled quality or None): a quality brings its own coarseness
+    weights = [(path, None) for path in args.weights or []] or [
+        (str(bundled_path(q)), q) for q in QUALITIES
+    ]
     if args.post_filter and len(args.post_filter) != len(weights):
         raise CliError(f"--post-filter needs one file per weights file ({len(weights)})")
     if args.post_filter and args.entropy_estimation:
@@ -301,15 +336,19 @@ def cmd_eval(args) -> None:
     # Every option checked before the journal starts, so that bad ones leave no journal.
     no_filter = args.no_post_filter or args.entropy_estimation
     runs = []
-    for path, filter_path in zip(weights, filters, strict=True):
+    for (path, quality), filter_path in zip(weights, filters, strict=True):
         model, variables = _load(path)
+        # a bundled quality's λ and coarseness, or a file's own λ (at --coarser)
+        where = (None, quality) if quality is not None else (path, None)
+        where = (*where, _coarseness(args, *where))
         run = _EvalRun(
             path, model, variables,
-            refinement=_refinement(args, path),
-            orientation_lmbda=_orientation_lmbda(args, path),
-            placement_lmbda=_placement_lmbda(args, path),
-            wiener_lmbda=None if args.entropy_estimation else _wiener_lmbda(args, path),
+            refinement=_refinement(args, *where),
+            orientation_lmbda=_orientation_lmbda(args, *where),
+            placement_lmbda=_placement_lmbda(args, *where),
+            wiener_lmbda=None if args.entropy_estimation else _wiener_lmbda(args, *where),
             post_filter=_post_filter(filter_path, variables, no_filter),
+            coarseness=where[2],
         )  # fmt: skip
         if args.filter_ensemble and run.post_filter is None:
             raise CliError(f"--filter-ensemble needs a post-filter: none is bundled "
@@ -323,20 +362,23 @@ def cmd_eval(args) -> None:
         names.add(run.model.model_name)
         save = None
         if args.save_recon is not None:
-            save = Path(args.save_recon) / Path(run.path).stem
+            stem = Path(run.path).stem
+            save = Path(args.save_recon) / (
+                f"{stem}-coarser{run.coarseness}" if run.coarseness else stem
+            )
         finished = journal.finished(index)
         if finished:
-            print(f"{Path(run.path).name}: {len(finished)} of {len(images)} images "
+            print(f"{run.label}: {len(finished)} of {len(images)} images "
                   f"from {journal.path}")  # fmt: skip
         try:
             points.append(evaluate.evaluate_model(
                 run.model, run.variables, images,
                 entropy_estimation=args.entropy_estimation,
-                save_recon=save, progress=not args.quiet, label=Path(run.path).name,
+                save_recon=save, progress=not args.quiet, label=run.label,
                 refinement=run.refinement, orientation_lmbda=run.orientation_lmbda,
                 placement_lmbda=run.placement_lmbda, finished=finished, post_filter=run.post_filter,
                 post_filter_ensemble=args.filter_ensemble,
-                wiener_lmbda=run.wiener_lmbda,
+                wiener_lmbda=run.wiener_lmbda, coarseness=run.coarseness,
                 on_row=lambda row, index=index: journal.record(index, row),
             ))  # fmt: skip
         except KeyboardInterrupt:
@@ -345,7 +387,7 @@ def cmd_eval(args) -> None:
             raise
         rows = points[-1]["images"]
         mean = rd_results.summarise_point(rows)
-        print(f"{Path(run.path).name}: {mean['bpp']:.4f} bpp (estimated "
+        print(f"{run.label}: {mean['bpp']:.4f} bpp (estimated "
               f"{mean['estimated_bpp']:.4f}), {mean['psnr-rgb']:.2f} dB, MS-SSIM "
               f"{mean.get('ms-ssim-rgb', float('nan')):.4f} over {len(images)} images")  # fmt: skip
         if not args.entropy_estimation:
@@ -385,6 +427,9 @@ def cmd_eval(args) -> None:
             if args.refine is not None:  # since session 37
                 mode += ("; the refinement serves the self-ensemble: step i filters the "
                          "image turned to orientation i mod 8")  # fmt: skip
+    if any(run.coarseness for run in runs):
+        mode += (", latents quantised coarser where a point says so (step 1.131^k at "
+                 "coarseness k, the searches at the weights' λ / step²)")  # fmt: skip
     if any(run.wiener_lmbda is not None for run in runs):
         mode += (", then a per-image Wiener filter where it lowers bpp + λ·MSE (rows: "
                  "wiener_bytes, counted in estimated_bits as sent)")  # fmt: skip
@@ -436,6 +481,8 @@ def _eval_settings(args, images, runs) -> dict:
             settings["refinement_target"] = "post-filter ensemble"
     if any(v is not None for v in wieners):
         settings["wiener_lmbda"] = wieners
+    if any(run.coarseness for run in runs):
+        settings["coarseness"] = [run.coarseness for run in runs]
     return settings
 
 
@@ -576,7 +623,7 @@ def cmd_export(args) -> None:
 
 
 def _add_refine_arguments(parser: argparse.ArgumentParser) -> None:
-    """--refine STEPS, --orient, --place and --lmbda, shared by encode and eval."""
+    """--refine STEPS, --orient, --place, --lmbda and --coarser: encode's and eval's."""
     parser.add_argument(
         "--refine",
         type=int,
@@ -611,6 +658,15 @@ def _add_refine_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="λ of the RD cost bpp + λ·MSE(0-255) that --refine, --orient and --place "
         "minimise (default: the weights')",
+    )
+    parser.add_argument(
+        "--coarser",
+        type=int,
+        metavar="K",
+        help="quantise the latents K steps coarser than the weights were trained for "
+        "(step 1.131**K, 0..15): a lower rate from the same weights (default 0; "
+        "--quality 1: 3); --refine, --orient, --place and the Wiener filter then use "
+        "the weights' λ / step² (see llic_jax/entropy/coarseness.py)",
     )
 
 
@@ -670,7 +726,9 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("output")
     enc.add_argument("--weights", help="weights file (default: a bundled model)")
     enc.add_argument(
-        "--quality", type=int, help="bundled model quality (default: middle)"
+        "--quality",
+        type=int,
+        help="bundled model quality, 1-4 (default: 3; 1 is 2's weights coarser by 3)",
     )
     enc.add_argument(
         "--quiet", action="store_true", help="no progress bar for --refine's steps"

@@ -96,6 +96,7 @@ def evaluate_model(
     post_filter=None,
     post_filter_ensemble: bool = False,
     wiener_lmbda: float | None = None,
+    coarseness: int = 0,
 ) -> dict:
     """One RD point: every image coded with (`model`, `variables`).
 
@@ -127,6 +128,8 @@ def evaluate_model(
       wiener_lmbda: the encoder fits a per-image Wiener filter and sends it where it
         lowers the RD cost at this λ (coding/wiener_filter.py; real coding only); rows
         record `wiener_bytes` (0 where none was sent), which `estimated_bits` includes.
+      coarseness: quantise the latents with the step r**coarseness
+        (entropy/coarseness.py); the λ arguments should suit it (`coarser_lmbda`).
     """
     import llic_jax
     from llic_jax.coding.codec import encode, padded_size
@@ -154,32 +157,37 @@ def evaluate_model(
         if shape not in compiled:  # compile outside the timed calls
             compiled.add(shape)
             if entropy_estimation:
-                llic_jax.reconstruct(model, variables, img)
+                llic_jax.reconstruct(model, variables, img, coarseness=coarseness)
             else:
                 # the search runs the eval forward, and odd orientations code the
                 # transposed shape: compile those too, only when searching
                 turns = (0, 1) if orientation_lmbda is not None else (0,)
                 for k in turns:
                     if orientation_lmbda is not None:
-                        llic_jax.reconstruct(model, variables, orient(img, k))
+                        llic_jax.reconstruct(
+                            model, variables, orient(img, k), coarseness=coarseness
+                        )
                     # no Wiener filter here: it is numpy, with nothing to compile
                     blob = encode(
                         model, variables, img, estimate=True, refinement=warm_up,
                         orientation=k, post_filter=post_filter,
                         post_filter_ensemble=post_filter_ensemble,
+                        coarseness=coarseness,
                     ).blob  # fmt: skip
                     llic_jax.decompress(model, variables, blob, post_filter=post_filter)
         row = {"image": name}
         if entropy_estimation:
             start = time.perf_counter()
-            decoded, bits = llic_jax.reconstruct(model, variables, img)
+            decoded, bits = llic_jax.reconstruct(
+                model, variables, img, coarseness=coarseness
+            )
             row["encoding_time"] = time.perf_counter() - start
             row["decoding_time"] = None
             row["bpp"] = float(bits) / (h * w)  # the estimate stands in for the rate
         else:
             start = time.perf_counter()
             orientation, placement = choose_orientation_and_placement(
-                model, variables, img, orientation_lmbda, placement_lmbda
+                model, variables, img, orientation_lmbda, placement_lmbda, coarseness
             )
             if orientation_lmbda is not None:
                 row["orientation"] = orientation
@@ -189,6 +197,7 @@ def evaluate_model(
                 model, variables, img, estimate=True, refinement=refinement,
                 orientation=orientation, placement=placement, post_filter=post_filter,
                 post_filter_ensemble=post_filter_ensemble, wiener_lmbda=wiener_lmbda,
+                coarseness=coarseness,
             )  # fmt: skip
             row["encoding_time"] = time.perf_counter() - start
             start = time.perf_counter()

@@ -25,6 +25,7 @@ from llic_jax.models import create_model, model_config
 
 __all__ = [
     "WeightsError",
+    "bundled_coarseness",
     "bundled_path",
     "flatten",
     "load_weights",
@@ -138,16 +139,38 @@ BUNDLED = {
     4: "llic-elic-compact-q4.safetensors",
 }
 DEFAULT_QUALITY = 3
+# Qualities below the trained ones: a bundled model's weights with its latents quantised
+# coarser (entropy/coarseness.py), quality → (the bundled quality, coarseness). Quality
+# 1's coarseness 3 is the one whose λ / step² (0.0035 / 1.4465² = 0.00167) lies nearest
+# quality 1's λ of 0.0018 (DESIGN.md §5); it costs no bytes in the bundle.
+COARSER = {1: (2, 3)}
+QUALITIES = tuple(sorted({*BUNDLED, *COARSER}))
+
+
+def _check_quality(quality: int | None) -> int:
+    quality = DEFAULT_QUALITY if quality is None else quality
+    if quality not in QUALITIES:
+        raise WeightsError(
+            f"no bundled model of quality {quality}; have {list(QUALITIES)}"
+        )
+    return quality
 
 
 def bundled_path(quality: int | None = None) -> Path:
-    """Path of the bundled weights for `quality` (None: the default quality)."""
-    quality = DEFAULT_QUALITY if quality is None else quality
-    if quality not in BUNDLED:
-        raise WeightsError(
-            f"no bundled model of quality {quality}; have {sorted(BUNDLED)}"
-        )
+    """Path of the bundled weights for `quality` (None: the default quality).
+
+    A quality in `COARSER` gives the weights it shares with a trained quality; its
+    streams need `bundled_coarseness(quality)` as well.
+    """
+    quality = _check_quality(quality)
+    quality = COARSER[quality][0] if quality in COARSER else quality
     return Path(__file__).parent / "assets" / BUNDLED[quality]
+
+
+def bundled_coarseness(quality: int | None = None) -> int:
+    """The coarseness the bundled `quality` codes with: 0 but for `COARSER` qualities."""
+    quality = _check_quality(quality)
+    return COARSER[quality][1] if quality in COARSER else 0
 
 
 def load_weights(path: str | os.PathLike | None = None, *, quality: int | None = None):
@@ -155,7 +178,8 @@ def load_weights(path: str | os.PathLike | None = None, *, quality: int | None =
 
     Args:
       path: a file written by `save_weights`; None loads the bundled default model.
-      quality: with `path=None`, which bundled model (default: the middle one).
+      quality: with `path=None`, which bundled model (default: the middle one). Quality
+        1 loads quality 2's weights: code with `coarseness=bundled_coarseness(1)`.
 
     Raises:
       WeightsError: unreadable file, unknown model, or tensors that do not fit.

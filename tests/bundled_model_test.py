@@ -71,6 +71,40 @@ def test_the_cli_decodes_with_the_bundled_model_that_made_the_stream(
     assert "no bundled model of quality 9" in capsys.readouterr().err
 
 
+def test_quality_1_is_quality_2_coarser_and_costs_no_bundle_bytes(tmp_path, photo):
+    from PIL import Image
+
+    from llic_jax.cli import main
+    from llic_jax.coding import container
+    from llic_jax.weights import QUALITIES, bundled_coarseness
+
+    assert QUALITIES == (1, 2, 3, 4)
+    assert bundled_path(1) == bundled_path(2) and bundled_coarseness(1) == 3
+    assert [bundled_coarseness(q) for q in (2, 3, 4)] == [0, 0, 0]
+    # 64 x 64 is compiled for the round trips already
+    png = tmp_path / "in.png"
+    Image.fromarray(np.ascontiguousarray(photo[96:160, 384:448])).save(png)
+    sizes = {}
+    for quality in (1, 2):
+        stream = tmp_path / f"q{quality}.llic"
+        assert main(["encode", str(png), str(stream), "--quality", str(quality),
+                     "--no-wiener"]) == 0  # fmt: skip
+        assert container.unpack(stream.read_bytes())[0].coarseness == (quality == 1) * 3
+        assert main(["decode", str(stream), str(tmp_path / f"q{quality}.png")]) == 0
+        sizes[quality] = stream.stat().st_size
+    assert sizes[1] < sizes[2]
+    # the RD searches of quality 1 weigh distortion at quality 2's λ over the step²
+    from argparse import Namespace
+
+    from llic_jax.cli import _refinement
+    from llic_jax.entropy.coarseness import latent_step
+
+    args = Namespace(refine=5, refine_lr=None, lmbda=None, coarser=None)
+    lmbda = _refinement(args, None, 1, bundled_coarseness(1)).lmbda
+    assert lmbda == pytest.approx(MSE_LMBDAS[2] / float(latent_step(3)) ** 2)
+    assert lmbda == pytest.approx(MSE_LMBDAS[1], rel=0.08)  # quality 1's own λ
+
+
 def test_bundled_post_filters_serve_bundled_models_within_the_size_budget():
     from llic_jax.post_filter_weights import ASSETS, BUNDLED_SUFFIX, bundled_post_filter
     from llic_jax.weights import read_safetensors_metadata

@@ -212,3 +212,24 @@ def test_export_from_a_workdir_round_trips(tmp_path, make_small_model, photo, ca
     capsys.readouterr()
     assert main(["export", "--workdir", str(tmp_path), "--out", str(out)]) == 1
     assert "training workdir" in capsys.readouterr().err
+
+
+def test_eval_at_a_coarseness_codes_cheaper_and_says_so(
+    tmp_path, folder, weights, capsys
+):
+    args = ["eval", "--weights", str(weights), "--data", str(folder), "--quiet"]
+    own, coarser = tmp_path / "own.json", tmp_path / "coarser.json"
+    assert main([*args, "--out", str(own)]) == 0
+    assert main([*args, "--out", str(coarser), "--coarser", "4"]) == 0
+    assert "small.safetensors, coarser by 4:" in capsys.readouterr().out
+    document = json.loads(coarser.read_text())
+    assert "coarser" in document["description"]
+    assert document["points"][0]["label"] == "small.safetensors, coarser by 4"
+    rows = document["points"][0]["images"]
+    assert all(row["bit_exact"] for row in rows)
+    assert sum(r["bytes"] for r in rows) < sum(
+        r["bytes"] for r in json.loads(own.read_text())["points"][0]["images"]
+    )
+    assert main([*args, "--out", str(tmp_path / "x.json"), "--coarser", "16"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "--coarser takes 0..15" in err and "\n" not in err

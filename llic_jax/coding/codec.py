@@ -29,6 +29,11 @@ Wiener filter (optional, wiener_filter.py): given the λ of its RD cost, the enc
 fits a per-image least-squares filter to whichever image won, and sends its taps as a
 third stream (and the header's flag) when they lower ``bits / pixels + λ·MSE(0–255)``
 of the 8-bit result; the decoder applies it last.
+
+Coarseness (optional, entropy/coarseness.py): at k > 0 the encoder quantises y with the
+step r**k under scale-table indexes lowered by k, for a lower rate from the same weights;
+the header (format version 3) records k. Encoder and decoder dequantise the symbols with
+the same float32 product before the jitted `step_update`.
 """
 
 import collections
@@ -53,6 +58,7 @@ from llic_jax.coding.wiener_filter import (
     fit_wiener_filter,
 )
 from llic_jax.entropy import range_coder
+from llic_jax.entropy.coarseness import check_coarseness, coarser_index, latent_step
 from llic_jax.entropy.gaussian import symbol_bits
 from llic_jax.post_filter_weights import LoadedPostFilter
 
@@ -227,6 +233,16 @@ def _tables(variables):
     return variables["tables"]
 
 
+def _dequantized(symbols: np.ndarray, coarseness: int) -> np.ndarray:
+    """What `step_update` adds to the means: the symbols, times the step if coarser.
+
+    At coarseness 0 the int32 symbols themselves, as every stream before coarseness.
+    """
+    if not coarseness:
+        return symbols
+    return symbols.astype(np.float32) * latent_step(coarseness)
+
+
 def _z_index(z_shape) -> np.ndarray:
     return np.broadcast_to(np.arange(z_shape[-1], dtype=np.int32), z_shape).ravel()
 
@@ -245,6 +261,7 @@ def encode(
     post_filter: LoadedPostFilter | None = None,
     post_filter_ensemble: bool = False,
     wiener_lmbda: float | None = None,
+    coarseness: int = 0,
 ) -> Encoded:
     """Compresses `img` (uint8 [H, W, 3]); also returns the encoder's reconstruction.
 
@@ -264,8 +281,13 @@ def encode(
     (eight filter passes here and in the decoder, where chosen; a refinement then
     serves the ensemble, one orientation per step). `wiener_lmbda`, if given, fits a
     per-image Wiener filter after all that and sends it where it lowers the RD cost at
-    that λ (module docstring; the weights' own λ is the natural choice).
+    that λ (module docstring; the weights' own λ is the natural choice). `coarseness`
+    k quantises y with the step r**k for a lower rate (entropy/coarseness.py); the
+    refinement then serves that step, and RD searches at k are best given λ / r**2k
+    (`coarser_lmbda`).
     """
+    coarseness = check_coarseness(coarseness)
+    step_size = latent_step(coarseness)
     if post_filter is not None and post_filter.codec_fingerprint != fingerprint(
         variables
     ):
@@ -290,6 +312,7 @@ def encode(
                 model, params, x, (h, w), y, z, refinement,
                 progress=progress, post_filter=post_filter, placement=placement,
                 ensemble=post_filter is not None and post_filter_ensemble,
+                coarseness=coarseness,
             )  # fmt: skip
         y, z = jax.device_get((y, z))
 
@@ -317,8 +340,11 @@ def encode(
                 fns["step_parameters"](params, hyper, y_hat, step=step)
             )
         with phase(times, "coding"):
-            step_symbols = np.rint(y[0] - mean[0]).astype(np.int32)[mask]
-            step_index = index[0][mask]
+            residual = y[0] - mean[0]
+            if coarseness:
+                residual = residual / step_size
+            step_symbols = np.rint(residual).astype(np.int32)[mask]
+            step_index = coarser_index(index[0][mask], coarseness)
             y_coder.encode(step_index, step_symbols - y_table["offset"][step_index])
             symbols.append(step_symbols)
             full = np.zeros(y.shape, np.int32)
@@ -326,9 +352,9 @@ def encode(
             y_symbols[0][mask] = step_symbols
             y_index[0][mask] = step_index
         with phase(times, "network"):
-            y_hat = jax.block_until_ready(
-                fns["step_update"](params, hyper, y_hat, full, mean, step=step)
-            )
+            y_hat = jax.block_until_ready(fns["step_update"](
+                params, hyper, y_hat, _dequantized(full, coarseness), mean, step=step
+            ))  # fmt: skip
     with phase(times, "network"):
         x_hat = jax.device_get(fns["synthesis"](params, y_hat))
     reconstruction = unorient(to_uint8(crop(x_hat)), orientation)
@@ -373,6 +399,7 @@ def encode(
         post_filtered=post_filtered,
         post_filter_ensemble=ensembled,
         wiener_filtered=int(bool(streams_extra)),
+        coarseness=coarseness,
         symbols_crc32=container.symbols_crc32(symbols),
     )
     with phase(times, "coding"):
@@ -424,6 +451,7 @@ def compress(
     post_filter: LoadedPostFilter | None = None,
     post_filter_ensemble: bool = False,
     wiener_lmbda: float | None = None,
+    coarseness: int = 0,
 ) -> bytes:
     """uint8 [H, W, 3] (gray is replicated to RGB) → bitstream bytes.
 
@@ -431,7 +459,8 @@ def compress(
     rotated or mirrored; `placement` puts it elsewhere than the centre of its padded
     canvas; `post_filter` may improve the reconstruction, and
     `post_filter_ensemble` the filter's self-ensemble; `wiener_lmbda` sends a per-image
-    Wiener filter where it pays at that λ (see `encode`).
+    Wiener filter where it pays at that λ; `coarseness` quantises the latents coarser
+    than the weights were trained for, for a lower rate (see `encode`).
     """
     return encode(
         model,
@@ -443,6 +472,7 @@ def compress(
         post_filter=post_filter,
         post_filter_ensemble=post_filter_ensemble,
         wiener_lmbda=wiener_lmbda,
+        coarseness=coarseness,
     ).blob
 
 
@@ -514,15 +544,16 @@ def decompress(
                 fns["step_parameters"](params, hyper, y_hat, step=step)
             )
         with phase(times, "coding"):
-            step_index = index[0][mask]
+            step_index = coarser_index(index[0][mask], header.coarseness)
             step_symbols = y_coder.decode(step_index) + y_table["offset"][step_index]
             symbols.append(step_symbols)
             full = np.zeros(y_shape, np.int32)
             full[0][mask] = step_symbols
         with phase(times, "network"):
-            y_hat = jax.block_until_ready(
-                fns["step_update"](params, hyper, y_hat, full, mean, step=step)
-            )
+            y_hat = jax.block_until_ready(fns["step_update"](
+                params, hyper, y_hat, _dequantized(full, header.coarseness), mean,
+                step=step,
+            ))  # fmt: skip
 
     with phase(times, "coding"):
         clean_end = z_coder.finish() and y_coder.finish()

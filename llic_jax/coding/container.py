@@ -8,7 +8,8 @@ codec's post-filter (layers/post_filter.py) and whether as the mean over the eig
 orientations (its self-ensemble), whether a per-image Wiener filter follows it
 (wiener_filter.py, whose taps are the last stream), a CRC32 of the quantised latent
 symbols and one or more range-coded streams. The encoder writes format
-version 2; version 1 streams (sessions before 2026-12) still decode.
+version 2, or version 3 where the latents were quantised coarser than the weights' own
+step (entropy/coarseness.py); version 1 streams (sessions before 2026-12) still decode.
 
 Layout of format version 2 (the default; big-endian ``struct`` codes in brackets,
 ``v`` = unsigned LEB128 varint, 7 bits per byte, least significant group first, in its
@@ -38,6 +39,16 @@ shortest form)::
     v*k   length of each stream in bytes, 0..2**32-1
     4     CRC32 of all the bytes above, magic included              [I]
           the k streams, concatenated; nothing may follow them
+
+Format version 3 (2026-12-06) is version 2 with one more byte right after the flags:
+
+    1     coarseness k, 0..15: y was quantised with the step r**k       [B]
+          (entropy/coarseness.py); 0 is the weights' own step
+
+The encoder writes version 3 only for k > 0, so that every stream at the weights' own
+step stays byte for byte a version 2 stream, which decoders before version 3 read;
+those decoders refuse version 3 ("unsupported bitstream format version 3") rather than
+decode its symbols at the wrong step.
 
 For a 500x500 photo coded by llic-elic-compact (two streams: z of under 128 bytes, y of
 128 bytes to 16 KiB) this header is 32 bytes. Version 1 spent 61 on the same photo: it
@@ -84,6 +95,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from llic_jax.entropy.coarseness import MAX_COARSENESS
+
 __all__ = [
     "FORMAT_VERSION",
     "FORMAT_VERSIONS",
@@ -104,8 +117,8 @@ __all__ = [
 ]
 
 MAGIC = b"LLIC"
-FORMAT_VERSION = 2  # what pack() writes unless told otherwise
-FORMAT_VERSIONS = (1, 2)  # what unpack() reads
+FORMAT_VERSION = 2  # what pack() writes unless told otherwise (3 for a coarseness)
+FORMAT_VERSIONS = (1, 2, 3)  # what unpack() reads
 MAX_MODEL_NAME_BYTES = 64
 MAX_SIDE = 65535
 # Padding to the model's multiple (64 for four stride-2 stages and a stride-4 hyperprior)
@@ -119,6 +132,7 @@ PAD_ZERO = 1
 _PREFIX = struct.Struct(">4sB")  # magic, version
 _V1_FIXED = struct.Struct(">8sHHIIBIB")  # fingerprint .. number of streams
 _V2_TAIL = struct.Struct(">BIB")  # flags, symbol crc, number of streams
+_V3_TAIL = struct.Struct(">BBIB")  # flags, coarseness, symbol crc, number of streams
 _FLAG_PAD_ZERO = 0x01
 _ORIENTATION_SHIFT = 1
 _FLAG_POST_FILTERED = 0x10
@@ -173,6 +187,9 @@ class Header:
             rest of the padding lies below it. Version 1 can only store 0.
         pad_left: Columns of padding left of the image, 0…``padded_width - width``;
             the rest lies right of it. Version 1 can only store 0.
+        coarseness: y's quantisation step is r**coarseness, 0…15
+            (entropy/coarseness.py); 0, the weights' own step, is all versions 1 and
+            2 can store.
         model_name: Registry name of the model, 1…64 bytes of UTF-8. Only format
             version 1 stores it (and requires it); version 2 leaves it None, since the
             fingerprint already identifies the weights.
@@ -196,6 +213,7 @@ class Header:
     wiener_filtered: int = 0
     pad_top: int = 0
     pad_left: int = 0
+    coarseness: int = 0
 
     def __post_init__(self) -> None:
         problem = _header_problem(self, allow_no_streams=True)
@@ -240,6 +258,7 @@ def _header_problem(header: Header, allow_no_streams: bool) -> str | None:
         header.wiener_filtered,
         header.pad_top,
         header.pad_left,
+        header.coarseness,
     )
     if not all(_is_int(v) for v in ints):
         return "sizes, placement, flags and crc must be integers"
@@ -274,6 +293,8 @@ def _header_problem(header: Header, allow_no_streams: bool) -> str | None:
         return "post-filter ensemble flag set without the post-filter flag"
     if header.wiener_filtered not in (0, 1):
         return f"wiener filter flag {header.wiener_filtered} is not 0 or 1"
+    if not 0 <= header.coarseness <= MAX_COARSENESS:
+        return f"coarseness {header.coarseness} out of range 0..{MAX_COARSENESS}"
     if not 0 <= header.symbols_crc32 <= 0xFFFFFFFF:
         return "symbol crc32 out of range"
     lengths = header.stream_lengths
@@ -347,7 +368,7 @@ def _pack_v1(header: Header) -> bytes:
     )
 
 
-def _pack_v2(header: Header) -> bytes:
+def _pack_v2(header: Header, version: int = 2) -> bytes:
     sizes = (
         header.height,
         header.width,
@@ -365,21 +386,24 @@ def _pack_v2(header: Header) -> bytes:
         | placed * _FLAG_PLACED
     )
     placement = (header.pad_top, header.pad_left) if placed else ()
+    tail = (
+        _V2_TAIL.pack(flags, header.symbols_crc32, len(lengths))
+        if version == 2
+        else _V3_TAIL.pack(flags, header.coarseness, header.symbols_crc32, len(lengths))
+    )
     return b"".join(
         [
-            _PREFIX.pack(MAGIC, 2),
+            _PREFIX.pack(MAGIC, version),
             header.fingerprint,
             *map(_varint, sizes),
-            _V2_TAIL.pack(flags, header.symbols_crc32, len(lengths)),
+            tail,
             *map(_varint, placement),
             *map(_varint, lengths),
         ]
     )
 
 
-def pack(
-    header: Header, streams: Sequence[bytes], version: int = FORMAT_VERSION
-) -> bytes:
+def pack(header: Header, streams: Sequence[bytes], version: int | None = None) -> bytes:
     """Serialises a header and its payload streams into one container.
 
     Args:
@@ -387,10 +411,11 @@ def pack(
             ``streams``) or equal the lengths of ``streams``.
         streams: 1…16 byte strings (range-coder outputs), in the order the decoder reads
             them.
-        version: Format version to write (see the module docstring): 2 (the default)
-            stores no model name and needs ``header.model_name`` None; 1 needs it set
-            and can only store orientation 0, placement (0, 0) and no post-filter or
-            Wiener flag.
+        version: Format version to write (see the module docstring); None (the
+            default) writes 2, or 3 if the header has a coarseness. 2 and 3 store no
+            model name and need ``header.model_name`` None; only 3 stores a coarseness;
+            1 needs the name set and can only store orientation 0, placement (0, 0), no
+            post-filter or Wiener flag and coarseness 0.
 
     Returns:
         The container bytes.
@@ -400,8 +425,12 @@ def pack(
             are not bytes, their number is out of range or their lengths disagree with
             ``header.stream_lengths``.
     """
+    if version is None:
+        version = 3 if header.coarseness else FORMAT_VERSION
     if version not in FORMAT_VERSIONS:
         raise ValueError(f"unknown container format version {version!r}")
+    if version < 3 and header.coarseness:
+        raise ValueError(f"format version {version} cannot store a coarseness")
     if version == 1 and header.model_name is None:
         raise ValueError("format version 1 needs the model name")
     if version == 1 and header.orientation != 0:
@@ -412,8 +441,8 @@ def pack(
         raise ValueError("format version 1 cannot store the wiener filter flag")
     if version == 1 and (header.pad_top or header.pad_left):
         raise ValueError("format version 1 cannot store a placement")
-    if version == 2 and header.model_name is not None:
-        raise ValueError("format version 2 stores no model name: leave it None")
+    if version > 1 and header.model_name is not None:
+        raise ValueError(f"format version {version} stores no model name: leave it None")
     streams = list(streams)
     if not all(isinstance(s, (bytes, bytearray, memoryview)) for s in streams):
         raise ValueError("streams must be bytes")
@@ -427,7 +456,7 @@ def pack(
     problem = _header_problem(header, allow_no_streams=False)
     if problem is not None:
         raise ValueError(f"invalid container header: {problem}")
-    head = _pack_v1(header) if version == 1 else _pack_v2(header)
+    head = _pack_v1(header) if version == 1 else _pack_v2(header, version)
     return b"".join([head, _U32.pack(zlib.crc32(head)), *map(bytes, streams)])
 
 
@@ -468,17 +497,21 @@ def _parse_v1(data: memoryview) -> tuple[dict, int]:
     return fields, crc_at
 
 
-def _parse_v2(data: memoryview) -> tuple[dict, int]:
-    """Fields of a version 2 header and the offset of its CRC (checked here)."""
+def _parse_v2(data: memoryview, version: int = 2) -> tuple[dict, int]:
+    """Fields of a version 2 or 3 header and the offset of its CRC (checked here)."""
     at = _PREFIX.size + _FINGERPRINT_BYTES
     sizes = []
     for _ in range(4):
         value, at = _read_varint(data, at)
         sizes.append(value)
-    if len(data) < at + _V2_TAIL.size:
+    tail = _V2_TAIL if version == 2 else _V3_TAIL
+    if len(data) < at + tail.size:
         raise BitstreamError("bitstream too short for its header")
-    flags, sym_crc, n_streams = _V2_TAIL.unpack_from(data, at)
-    at += _V2_TAIL.size
+    if version == 2:
+        (flags, sym_crc, n_streams), coarseness = tail.unpack_from(data, at), 0
+    else:
+        flags, coarseness, sym_crc, n_streams = tail.unpack_from(data, at)
+    at += tail.size
     if not 1 <= n_streams <= MAX_STREAMS:
         raise BitstreamError(f"stream count {n_streams} out of range 1..{MAX_STREAMS}")
     placement = [0, 0]
@@ -508,6 +541,7 @@ def _parse_v2(data: memoryview) -> tuple[dict, int]:
         wiener_filtered=int(bool(flags & _FLAG_WIENER_FILTERED)),
         pad_top=placement[0],
         pad_left=placement[1],
+        coarseness=coarseness,
         symbols_crc32=sym_crc,
         stream_lengths=tuple(lengths),
     )
@@ -547,7 +581,7 @@ def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
         raise BitstreamError("not an llic bitstream (bad magic)")
     if version not in FORMAT_VERSIONS:
         raise BitstreamError(f"unsupported bitstream format version {version}")
-    fields, crc_at = _parse_v1(data) if version == 1 else _parse_v2(data)
+    fields, crc_at = _parse_v1(data) if version == 1 else _parse_v2(data, version)
     payload_at = crc_at + _U32.size
     # object.__new__ skips __post_init__ so the shared check can raise our own type.
     header = object.__new__(Header)
@@ -558,6 +592,7 @@ def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
     object.__setattr__(header, "wiener_filtered", 0)
     object.__setattr__(header, "pad_top", 0)
     object.__setattr__(header, "pad_left", 0)
+    object.__setattr__(header, "coarseness", 0)
     for key, value in fields.items():
         object.__setattr__(header, key, value)
     problem = _header_problem(header, allow_no_streams=False)

@@ -58,6 +58,10 @@ size 4e-2) the ensemble's RD cost fell 8.88% (kodim05) and 7.56% (kodim03) that 
 `llic eval --refine 20 --orient --place --filter-ensemble` on kodak24: RD cost −0.34 /
 −0.37 / −0.40% (q2 / q4 / q3) against the unturned pass, lower on 68 of 72 photos, for
 ~20% more encode time (session 37, docs/results-history.md).
+
+At a coarseness k > 0 (entropy/coarseness.py) the relaxed rounding acts on the residuals
+divided by the step r**k, as the coder will; the λ to refine for is then the caller's
+(`coarser_lmbda` scales the weights' own).
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from llic_jax.entropy.coarseness import latent_step
 from llic_jax.layers.post_filter import dihedral_mean
 from llic_jax.ops import annealed_round
 
@@ -141,13 +146,14 @@ def _learning_rate(step, steps, initial):
     return initial * 0.5 * (1 + jnp.cos(jnp.pi * jnp.minimum(step, steps) / steps))
 
 
-def _rd_cost(model, params, y, z, x, weight, lmbda, quantize, post_filter=None):
+def _rd_cost(model, params, y, z, x, weight, lmbda, quantize, post_filter=None, step=1.0):
     """RD cost: bits per pixel + λ·MSE(0–255), over the pixels where `weight` is 1.
 
-    `post_filter`, if given, maps the synthesis output to the image the decoder shows.
+    `post_filter`, if given, maps the synthesis output to the image the decoder shows;
+    `step` is y's quantisation step (entropy/coarseness.py).
     """
     x_hat, bits = model.apply(
-        {"params": params}, y, z, quantize, method="relaxed_forward"
+        {"params": params}, y, z, quantize, step, method="relaxed_forward"
     )
     if post_filter is not None:
         x_hat = post_filter(x_hat)
@@ -220,10 +226,12 @@ def _refine_fns(model, filter_module=None, ensemble=False):
     def cost(
         latents, params, x, weight, lmbda, quantize, orientation=None, transposed=False
     ):
-        # params: (codec params, filter params or None, the ensemble's gain)
-        codec_params, filter_params, gain = params
+        # params: (codec params, filter params or None, the ensemble's gain, y's step)
+        codec_params, filter_params, gain, step = params
         post = shown(filter_params, gain, orientation, transposed)
-        return _rd_cost(model, codec_params, *latents, x, weight, lmbda, quantize, post)
+        return _rd_cost(
+            model, codec_params, *latents, x, weight, lmbda, quantize, post, step
+        )
 
     def relaxed_cost(latents, params, x, weight, schedule, i, transposed):
         rng = jax.random.fold_in(jax.random.key(schedule["seed"]), i)
@@ -274,6 +282,7 @@ def refine_latents(
     post_filter=None,
     ensemble: bool = False,
     placement: tuple[int, int] = (0, 0),
+    coarseness: int = 0,
 ):
     """Refines the latents (y, z) of one padded image `x` for `refinement.lmbda`.
 
@@ -291,6 +300,8 @@ def refine_latents(
         eight orientations, residual scaled by its gain): step i filters the image in
         orientation i mod 8, and the costs returned are the ensemble's.
       placement: (top, left) of the image in `x` (coding/placement.py).
+      coarseness: the coder will quantise y with the step r**coarseness
+        (entropy/coarseness.py); `refinement.lmbda` should suit that step.
 
     Returns:
       ((y, z) refined, {"cost_before", "cost_after"}: hard-rounded RD costs, floats).
@@ -311,7 +322,7 @@ def refine_latents(
         else (post_filter.module, post_filter.params, post_filter.ensemble_gain)
     )
     init, step, choose = _refine_fns(model, filter_module, bool(ensemble))
-    params = (params, filter_params, jnp.float32(gain))
+    params = (params, filter_params, jnp.float32(gain), latent_step(coarseness))
     schedule = refinement._traced()
     latents = start = (y, z)
     state = init(start)

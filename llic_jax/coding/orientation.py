@@ -46,11 +46,14 @@ def unorient(img: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(unmirrored, -(k % 4)))
 
 
-def rd_costs(model, variables, img: np.ndarray, lmbda: float) -> np.ndarray:
+def rd_costs(
+    model, variables, img: np.ndarray, lmbda: float, coarseness: int = 0
+) -> np.ndarray:
     """Estimated `bpp + λ·MSE(0–255)` of `img` coded in each orientation, float [8].
 
     Uses the eval-mode forward (`llic_jax.reconstruct`: estimated bits, the decoder's
     image up to float rounding), so no range coding; bpp over the original pixels.
+    `coarseness`: the quantisation the coder will use (entropy/coarseness.py).
     """
     from llic_jax.api import reconstruct
     from llic_jax.coding.codec import as_rgb
@@ -59,14 +62,16 @@ def rd_costs(model, variables, img: np.ndarray, lmbda: float) -> np.ndarray:
     pixels = img.shape[0] * img.shape[1]
     costs = []
     for k in ORIENTATIONS:
-        x_hat, bits = reconstruct(model, variables, orient(img, k))
+        x_hat, bits = reconstruct(model, variables, orient(img, k), coarseness=coarseness)
         error = unorient(np.asarray(x_hat), k).astype(np.float64) - img
         costs.append(float(bits) / pixels + lmbda * float(np.mean(error**2)))
     return np.asarray(costs)
 
 
-def choose_orientation(model, variables, img: np.ndarray, lmbda: float) -> int:
+def choose_orientation(
+    model, variables, img: np.ndarray, lmbda: float, coarseness: int = 0
+) -> int:
     """The orientation of lowest estimated RD cost (:func:`rd_costs`); ties → lowest k."""
     if not lmbda > 0:
         raise ValueError(f"λ must be positive, got {lmbda}")
-    return int(np.argmin(rd_costs(model, variables, img, lmbda)))
+    return int(np.argmin(rd_costs(model, variables, img, lmbda, coarseness)))

@@ -78,11 +78,13 @@ def candidate_placements(model, height: int, width: int) -> list[tuple[int, int]
     return [centred] + [p for p in grid if p != centred]
 
 
-def rd_costs(model, variables, img: np.ndarray, lmbda: float, placements) -> np.ndarray:
+def rd_costs(
+    model, variables, img: np.ndarray, lmbda: float, placements, coarseness: int = 0
+) -> np.ndarray:
     """Estimated `bpp + λ·MSE(0–255)` of `img` coded at each placement, float [n].
 
     The eval-mode forward (`llic_jax.reconstruct`) as for the orientations: estimated
-    bits, no post-filter, bpp over the image's own pixels.
+    bits, no post-filter, bpp over the image's own pixels, at `coarseness`.
     """
     from llic_jax.api import reconstruct
     from llic_jax.coding.codec import as_rgb
@@ -91,20 +93,25 @@ def rd_costs(model, variables, img: np.ndarray, lmbda: float, placements) -> np.
     pixels = img.shape[0] * img.shape[1]
     costs = []
     for placement in placements:
-        x_hat, bits = reconstruct(model, variables, img, placement=placement)
+        x_hat, bits = reconstruct(
+            model, variables, img, placement=placement, coarseness=coarseness
+        )
         error = np.asarray(x_hat, np.float64) - img
         costs.append(float(bits) / pixels + lmbda * float(np.mean(error**2)))
     return np.asarray(costs)
 
 
-def choose_placement(model, variables, img: np.ndarray, lmbda: float) -> tuple[int, int]:
+def choose_placement(
+    model, variables, img: np.ndarray, lmbda: float, coarseness: int = 0
+) -> tuple[int, int]:
     """The candidate placement of lowest estimated RD cost; ties → the centred one."""
     if not lmbda > 0:
         raise ValueError(f"λ must be positive, got {lmbda}")
     placements = candidate_placements(model, *np.shape(img)[:2])
     if len(placements) == 1:
         return placements[0]
-    return placements[int(np.argmin(rd_costs(model, variables, img, lmbda, placements)))]
+    costs = rd_costs(model, variables, img, lmbda, placements, coarseness)
+    return placements[int(np.argmin(costs))]
 
 
 def choose_orientation_and_placement(
@@ -113,6 +120,7 @@ def choose_orientation_and_placement(
     img: np.ndarray,
     orientation_lmbda: float | None = None,
     placement_lmbda: float | None = None,
+    coarseness: int = 0,
 ) -> tuple[int, tuple[int, int] | None]:
     """`--orient`, then `--place` in the chosen orientation: (orientation, placement).
 
@@ -124,9 +132,13 @@ def choose_orientation_and_placement(
 
     orientation = 0
     if orientation_lmbda is not None:
-        orientation = choose_orientation(model, variables, img, orientation_lmbda)
+        orientation = choose_orientation(
+            model, variables, img, orientation_lmbda, coarseness
+        )
     placement = None
     if placement_lmbda is not None:
         turned = orient(img, orientation)
-        placement = choose_placement(model, variables, turned, placement_lmbda)
+        placement = choose_placement(
+            model, variables, turned, placement_lmbda, coarseness
+        )
     return orientation, placement

@@ -291,11 +291,14 @@ class CharmLatentCodec(nn.Module):
             residual = add_uniform_noise(y, noise_rng) - mean
         return y_hat, gaussian_bits(residual, scale).sum(axis=(1, 2, 3))
 
-    def relaxed_forward(self, y: jax.Array, hyper: dict, quantize):
+    def relaxed_forward(self, y: jax.Array, hyper: dict, quantize, step=1.0):
         """(y_hat, bits [B]) with `quantize` standing in for every rounding.
 
         As `ElicLatentCodec.relaxed_forward`: the rate is that of the quantised residuals
-        themselves, so a differentiable `quantize` makes the whole forward smooth in `y`.
+        themselves, so a differentiable `quantize` makes the whole forward smooth in `y`;
+        `step` is the quantisation step Δ there too.
         """
-        y_hat, scale, _, residual = self._slices_in_order(y, hyper, quantize)
-        return y_hat, gaussian_bits(residual, scale).sum(axis=(1, 2, 3))
+        y_hat, scale, _, residual = self._slices_in_order(
+            y, hyper, lambda r: step * quantize(r / step)
+        )
+        return y_hat, gaussian_bits(residual / step, scale / step).sum(axis=(1, 2, 3))

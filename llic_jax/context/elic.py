@@ -340,16 +340,18 @@ class ElicLatentCodec(nn.Module):
         bits = gaussian_bits(residual, scale)
         return y_hat, bits.sum(axis=(1, 2, 3))
 
-    def relaxed_forward(self, y: jax.Array, hyper: jax.Array, quantize):
+    def relaxed_forward(self, y: jax.Array, hyper: jax.Array, quantize, step=1.0):
         """(y_hat, bits [B]) with `quantize` standing in for every rounding.
 
         The rate is that of the quantised residuals themselves, so a differentiable
         `quantize` (e.g. `ops.annealed_round`) makes rate and distortion smooth in `y`
         alike: what encoder-side latent refinement optimises (coding/latent_refinement.py).
         With `quantize=jnp.round` the values are the eval path's, up to the scale table.
+        `step`: the quantisation step Δ (entropy/coarseness.py): residuals become
+        Δ·quantize(r / Δ), rated at their scale over Δ.
         """
-        y_hat, scale, mean = self.two_pass(y, hyper, quantize)
-        bits = gaussian_bits(y_hat - mean, scale)
+        y_hat, scale, mean = self.two_pass(y, hyper, lambda r: step * quantize(r / step))
+        bits = gaussian_bits((y_hat - mean) / step, scale / step)
         return y_hat, bits.sum(axis=(1, 2, 3))
 
 

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from llic_jax.entropy.coarseness import coarser_index, latent_step
 from llic_jax.entropy.gaussian import symbol_bits
 from llic_jax.ops import add_uniform_noise, ste_round
 
@@ -69,9 +70,13 @@ class CompressionModel(nn.Module):
         raise NotImplementedError
 
     def relaxed_latents(
-        self, y: jax.Array, hyper, quantize
+        self, y: jax.Array, hyper, quantize, step=1.0
     ) -> tuple[jax.Array, jax.Array]:
-        """(y_hat for synthesis, bits [B] of y) with `quantize` in place of rounding."""
+        """(y_hat for synthesis, bits [B] of y) with `quantize` in place of rounding.
+
+        `step`: the quantisation step Δ of y (entropy/coarseness.py): each residual
+        r = y − mean becomes Δ·quantize(r / Δ), rated under its scale over Δ.
+        """
         raise NotImplementedError(
             f"{type(self).__name__} does not support encoder-side latent refinement"
         )
@@ -79,7 +84,9 @@ class CompressionModel(nn.Module):
     def step_update(self, hyper, y_hat, symbols, mean, step: int) -> jax.Array:
         """Writes the reconstruction of step `step` into `y_hat`.
 
-        `symbols` (int32, shaped like y) is valid on this step's mask and 0 elsewhere.
+        `symbols` (shaped like y) is valid on this step's mask and 0 elsewhere: the
+        integer symbols, or at a coarseness above 0 the symbols times the quantisation
+        step (float32), i.e. the dequantised residuals either way.
         """
         del hyper
         mask = jnp.asarray(self.coding_masks(y_hat.shape[1:])[step])
@@ -94,16 +101,20 @@ class CompressionModel(nn.Module):
         """−log2 p of each symbol of the integer hyper-latent (like `z_hat`)."""
         return self.entropy_bottleneck.bits(z_hat)
 
-    def eval_latents(self, x: jax.Array) -> dict[str, jax.Array]:
+    def eval_latents(self, x: jax.Array, coarseness: int = 0) -> dict[str, jax.Array]:
         """Eval mode up to the synthesis: the latents and the bits of every symbol.
+
+        `coarseness` k (static; entropy/coarseness.py) quantises y with the step Δ = r**k
+        under table indexes lowered by k; 0 is the weights' own quantisation.
 
         Returns:
           {"y": the analysis output [B, h, w, M], "symbols_y" (int32, like y): the coded
-          residuals round(y − mean), "y_hat": what the decoder reconstructs from them,
+          residuals round((y − mean) / Δ), "y_hat": what the decoder reconstructs from them,
           "z_hat": the integer hyper-latent [B, h', w', Cz], "bits_y" (like y) and
           "bits_z" (like z_hat): −log2 p of each symbol, y's under the table-snapped
           scale of its coding step}.
         """
+        step_size = latent_step(coarseness)
         y, z = self.analysis(x)
         z_hat = jnp.round(z)
         hyper = self.hyper_synthesis(z_hat)
@@ -112,39 +123,51 @@ class CompressionModel(nn.Module):
         symbols_y = jnp.zeros(y.shape, jnp.int32)
         for step, mask in enumerate(self.coding_masks(y.shape[1:])):
             index, mean = self.step_parameters(hyper, y_hat, step)
-            symbols = jnp.where(mask, jnp.round(y - mean), 0).astype(jnp.int32)
+            index = coarser_index(index, coarseness)
+            symbols = (
+                jnp.round((y - mean) / step_size) if coarseness else jnp.round(y - mean)
+            )
+            symbols = jnp.where(mask, symbols, 0).astype(jnp.int32)
             bits_y = jnp.where(mask, symbol_bits(symbols, index), bits_y)
             symbols_y = jnp.where(mask, symbols, symbols_y)
-            y_hat = self.step_update(hyper, y_hat, symbols, mean, step)
+            residuals = symbols * step_size if coarseness else symbols
+            y_hat = self.step_update(hyper, y_hat, residuals, mean, step)
         bits_z = self.hyper_latent_bits(z_hat)
         return {"y": y, "symbols_y": symbols_y, "y_hat": y_hat, "z_hat": z_hat,
                 "bits_y": bits_y, "bits_z": bits_z}  # fmt: skip
 
-    def eval_forward(self, x: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+    def eval_forward(
+        self, x: jax.Array, coarseness: int = 0
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Eval mode: hard rounding, the coder's own steps, table-snapped scales.
+
+        `coarseness`: as in `eval_latents`.
 
         Returns:
           (x_hat [B, H, W, 3] float, {"y": bits [B], "z": bits [B]}).
         """
-        latents = self.eval_latents(x)
+        latents = self.eval_latents(x, coarseness)
         bits = {name: latents[f"bits_{name}"].sum(axis=(1, 2, 3)) for name in "yz"}
         return self.synthesis(latents["y_hat"]), bits
 
-    def relaxed_forward(self, y: jax.Array, z: jax.Array, quantize):
+    def relaxed_forward(self, y: jax.Array, z: jax.Array, quantize, step=1.0):
         """Decoder side of the model from given latents, with a stand-in for rounding.
 
         `quantize` (float array → float array) replaces every rounding: of `z`, and of
         each coding step's residual `y − mean`; both rates are those of the quantised
         values. With `jnp.round` this is the eval forward from (y, z) up to the scale
         table; with `ops.annealed_round` it is smooth, which encoder-side refinement of
-        one image's latents needs (coding/latent_refinement.py).
+        one image's latents needs (coding/latent_refinement.py). `step` is y's
+        quantisation step Δ (entropy/coarseness.py; may be traced); z's is always 1.
 
         Returns:
           (x_hat [B, H, W, 3] float, bits [B] of y and z together).
         """
         z_hat = quantize(z)
         bits_z = self.hyper_latent_bits(z_hat).sum(axis=(1, 2, 3))
-        y_hat, bits_y = self.relaxed_latents(y, self.hyper_synthesis(z_hat), quantize)
+        y_hat, bits_y = self.relaxed_latents(
+            y, self.hyper_synthesis(z_hat), quantize, step
+        )
         return self.synthesis(y_hat), bits_y + bits_z
 
     def __call__(self, x: jax.Array, train: bool = True):

@@ -88,10 +88,10 @@ class ScaleHyperprior(CompressionModel):
         bits = gaussian_bits(add_uniform_noise(y, noise_rng) - mean, hyper["scale"])
         return ste_round(y - mean) + mean, bits.sum(axis=(1, 2, 3))
 
-    def relaxed_latents(self, y, hyper, quantize):
+    def relaxed_latents(self, y, hyper, quantize, step=1.0):
         mean = 0.0 if hyper["mean"] is None else hyper["mean"]
-        residual = quantize(y - mean)
-        bits = gaussian_bits(residual, hyper["scale"])
+        residual = step * quantize((y - mean) / step)
+        bits = gaussian_bits(residual / step, hyper["scale"] / step)
         return residual + mean, bits.sum(axis=(1, 2, 3))
 
 

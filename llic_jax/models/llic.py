@@ -96,8 +96,8 @@ class LLICModel(CompressionModel):
     def train_latents(self, y, hyper, noise_rng):
         return self.latent_codec.train_forward(y, hyper, noise_rng)
 
-    def relaxed_latents(self, y, hyper, quantize):
-        return self.latent_codec.relaxed_forward(y, hyper, quantize)
+    def relaxed_latents(self, y, hyper, quantize, step=1.0):
+        return self.latent_codec.relaxed_forward(y, hyper, quantize, step)
 
 
 class LLICElic(LLICModel):

@@ -142,3 +142,25 @@ def test_placement_outside_the_padding_is_refused(placement, photo, make_small_m
     model, variables = make_small_model("mbt2018-mean")
     with pytest.raises(ValueError, match="outside the padding"):
         encode(model, variables, _crop(photo, 51, 33), placement=placement)
+
+
+@pytest.mark.parametrize("name", ["mbt2018-mean", "llic-elic", "llic-stf"])
+def test_coarser_streams_decode_bit_exactly_and_cost_less(name, photo, make_small_model):
+    model, variables = make_small_model(name)
+    img = _crop(photo, 64, 64)
+    own = encode(model, variables, img, estimate=True)
+    coarser = encode(model, variables, img, estimate=True, coarseness=4)
+    header = container.unpack(coarser.blob)[0]
+    assert (coarser.blob[4], header.coarseness) == (3, 4)  # format version 3
+    assert own.blob[4] == 2  # streams at the weights' own step are unchanged
+    np.testing.assert_array_equal(
+        llic_jax.decompress(model, variables, coarser.blob), coarser.reconstruction
+    )
+    assert coarser.estimated_bits < own.estimated_bits
+    assert len(coarser.blob) < len(own.blob)
+    # the eval forward quantises as the coder does
+    forward, bits = llic_jax.reconstruct(model, variables, img, coarseness=4)
+    assert bits == pytest.approx(coarser.estimated_bits, rel=1e-3)
+    assert (np.abs(forward.astype(int) - coarser.reconstruction) <= 1).mean() >= 0.999
+    with pytest.raises(ValueError, match="coarseness"):
+        encode(model, variables, img, coarseness=16)

@@ -69,11 +69,13 @@ def _raw_v2(
     payload=b"abc",
     varints=None,
     placement=(),
+    coarseness=None,
 ):
     """A version 2 container written field by field from the spec, valid header CRC.
 
     ``varints`` replaces the encoded sizes and lengths (to forge malformed ones);
-    ``placement``: the (top, left) varints, written whatever the flags say.
+    ``placement``: the (top, left) varints, written whatever the flags say;
+    ``coarseness``: the byte version 3 adds after the flags (written if not None).
     """
     lengths = tuple(lengths)
     sizes_bytes = b"".join(map(_leb128, sizes))
@@ -85,7 +87,9 @@ def _raw_v2(
         + bytes([version])
         + fingerprint
         + sizes_bytes
-        + struct.pack(">BIB", flags, sym_crc, len(lengths) if count is None else count)
+        + bytes([flags])
+        + (b"" if coarseness is None else bytes([coarseness]))
+        + struct.pack(">IB", sym_crc, len(lengths) if count is None else count)
         + b"".join(map(_leb128, placement))
         + lengths_bytes
     )
@@ -99,6 +103,8 @@ def _raw_v2(
         # (1 each) + 6 + four 1-byte lengths + 4 CRC
         (HEADER, 2, 5 + 8 + 2 + 2 + 1 + 1 + 6 + 4 + 4),
         (HEADER_V1, 1, 36 + len("llic-elic") + 4 * len(STREAMS)),
+        # v3: v2 and the coarseness byte
+        (dataclasses.replace(HEADER, coarseness=3), 3, 5 + 8 + 2 + 2 + 1 + 1 + 7 + 4 + 4),
     ],
 )
 def test_round_trip(header, version, header_bytes):
@@ -113,6 +119,26 @@ def test_version_2_is_the_default_and_smaller():
     assert pack(HEADER, STREAMS) == pack(HEADER, STREAMS, version=2)
     assert pack(HEADER, STREAMS)[4] == 2
     assert len(pack(HEADER, STREAMS)) < len(pack(HEADER_V1, STREAMS, version=1)) - 25
+
+
+def test_version_3_only_for_a_coarseness():
+    coarser = dataclasses.replace(HEADER, coarseness=15)
+    blob = pack(coarser, [b"abc"])
+    assert blob[4] == 3
+    assert blob == _raw_v2(
+        version=3, fingerprint=HEADER.fingerprint, sym_crc=0xDEADBEEF, coarseness=15
+    )
+    assert unpack(blob)[0].coarseness == 15
+    # a coarseness of 0 written as version 3 reads back as the version 2 header
+    assert (
+        unpack(pack(HEADER, [b"abc"], version=3))[0] == unpack(pack(HEADER, [b"abc"]))[0]
+    )
+    for version in (1, 2):
+        with pytest.raises(ValueError, match="cannot store a coarseness"):
+            pack(dataclasses.replace(HEADER_V1 if version == 1 else HEADER,
+                                     coarseness=1), [b"x"], version=version)  # fmt: skip
+    with pytest.raises(ValueError, match="coarseness"):
+        dataclasses.replace(HEADER, coarseness=16)
 
 
 def test_pack_matches_the_documented_layouts():
@@ -207,7 +233,9 @@ def test_pack_checks_version_and_model_name():
     with pytest.raises(ValueError, match="needs the model name"):
         pack(HEADER, [b"x"], version=1)
     with pytest.raises(ValueError, match="version"):
-        pack(HEADER, [b"x"], version=3)
+        pack(HEADER, [b"x"], version=4)
+    with pytest.raises(ValueError, match="no model name"):
+        pack(HEADER_V1, [b"x"], version=3)
     with pytest.raises(ValueError, match="orientation"):
         pack(dataclasses.replace(HEADER_V1, orientation=1), [b"x"], version=1)
     with pytest.raises(ValueError, match="post-filter"):
@@ -304,7 +332,9 @@ def test_bitstream_error_is_a_value_error():
         (b"", "too short"),
         (_raw()[:40], "too short"),
         (b"LLIX" + _raw()[4:], "magic"),
-        (_raw(version=3), "version"),
+        (_raw(version=4), "version"),
+        (_raw_v2(version=3, coarseness=16), "coarseness"),
+        (_raw_v2(version=3, coarseness=1)[:26], "too short"),
         (_raw_v2(version=0), "version"),
         (_raw(name=b"", name_len=0), "name length"),
         (_raw(name=b"x" * 65), "name length"),
@@ -399,9 +429,10 @@ def _field_changes(blob, payload_at):
                 yield blob[:at] + bytes([value]) + blob[at + 1 :], False
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_mutations_are_detected_or_confined_to_the_payload(version):
-    blob = pack(HEADER if version == 2 else HEADER_V1, STREAMS, version=version)
+    header = {1: HEADER_V1, 2: HEADER, 3: dataclasses.replace(HEADER, coarseness=3)}
+    blob = pack(header[version], STREAMS, version=version)
     payload_at = len(blob) - sum(map(len, STREAMS))
     rng = np.random.default_rng(0)
     cases = list(_mutations(blob, payload_at, rng, 1200)) + list(

@@ -214,3 +214,33 @@ def test_the_distortion_is_counted_where_the_image_is_placed(photo, make_small_m
     np.testing.assert_array_equal(
         llic_jax.decompress(model, variables, refined.blob), refined.reconstruction
     )
+
+
+def test_refining_at_a_coarseness_serves_the_coarser_coder(photo, make_small_model):
+    from llic_jax.entropy.coarseness import latent_step
+
+    model, variables = make_small_model("llic-elic")
+    params = {"params": variables["params"]}
+    img = _crop(photo)
+    x, size = pad_image(model, img)
+    y, z = model.apply(params, x, method="analysis")
+    # with hard rounding, the relaxed forward at step r**3 is the eval forward at 3
+    x_relaxed, bits_relaxed = model.apply(
+        params, y, z, jnp.round, latent_step(3), method="relaxed_forward"
+    )
+    x_eval, bits_eval = model.apply(params, x, 3, method="eval_forward")
+    assert float(jnp.mean(jnp.abs(x_relaxed - x_eval) < 1e-3)) > 0.99
+    eval_total = float(bits_eval["y"].sum() + bits_eval["z"].sum())
+    assert float(bits_relaxed.sum()) == pytest.approx(eval_total, rel=0.05)
+    own_total = model.apply(params, x, method="eval_forward")[1]
+    assert eval_total < float(own_total["y"].sum() + own_total["z"].sum())
+
+    refined = encode(model, variables, img, refinement=SHORT, coarseness=3)
+    np.testing.assert_array_equal(
+        llic_jax.decompress(model, variables, refined.blob), refined.reconstruction
+    )
+    (_, _), costs = refine_latents(
+        model, variables["params"], x, size, y, z, SHORT, coarseness=3
+    )
+    assert costs["cost_after"] < costs["cost_before"]
+    assert refined.blob != encode(model, variables, img, coarseness=3).blob
