@@ -306,6 +306,7 @@ class _EvalRun:
 
     @property
     def label(self) -> str:
+        """The point's label: the weights file, and its coarseness where not 0."""
         name = Path(self.path).name
         return f"{name}, coarser by {self.coarseness}" if self.coarseness else name
 
@@ -427,9 +428,8 @@ def cmd_eval(args) -> None:
             if args.refine is not None:  # since session 37
                 mode += ("; the refinement serves the self-ensemble: step i filters the "
                          "image turned to orientation i mod 8")  # fmt: skip
-    if any(run.coarseness for run in runs):
-        mode += (", latents quantised coarser where a point says so (step 1.131^k at "
-                 "coarseness k, the searches at the weights' λ / step²)")  # fmt: skip
+    # A coarseness is the point's own: its label says it ("…, coarser by k"), so that
+    # points at k > 0 merge (`llic merge`) with those of the weights' own step.
     if any(run.wiener_lmbda is not None for run in runs):
         mode += (", then a per-image Wiener filter where it lowers bpp + λ·MSE (rows: "
                  "wiener_bytes, counted in estimated_bits as sent)")  # fmt: skip
