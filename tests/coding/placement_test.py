@@ -62,7 +62,7 @@ def test_choose_placement_takes_the_cheapest_and_the_centre_on_ties(small, monke
     costs = rd_costs(model, variables, img, 0.01, candidates)
     best = choose_placement(model, variables, img, 0.01)
     assert best == candidates[int(np.argmin(costs))]
-    monkeypatch.setattr(placement, "rd_costs", lambda *a: np.ones(len(a[-1])))
+    monkeypatch.setattr(placement, "rd_costs", lambda *a: np.ones(len(a[4])))
     assert choose_placement(model, variables, img, 0.01) == (8, 16)
     with pytest.raises(ValueError, match="λ must be positive"):
         choose_placement(model, variables, img, 0.0)
@@ -85,15 +85,15 @@ def test_placement_is_searched_in_the_chosen_orientation(small, monkeypatch):
     monkeypatch.setattr(orientation, "rd_costs", lambda *a: orientation_costs)
     searched = []
 
-    def fake_placement_costs(model, variables, turned, lmbda, places):
-        searched.append((turned.shape, lmbda))
+    def fake_placement_costs(model, variables, turned, lmbda, places, coarseness):
+        searched.append((turned.shape, lmbda, coarseness))
         return np.arange(len(places), 0, -1.0)  # the last candidate is the cheapest
 
     monkeypatch.setattr(placement, "rd_costs", fake_placement_costs)
     choose = choose_orientation_and_placement
     turned_candidates = candidate_placements(model, 33, 51)
     assert choose(model, variables, img, 0.01, 0.02) == (5, turned_candidates[-1])
-    assert searched == [((33, 51, 3), 0.02)]
+    assert searched == [((33, 51, 3), 0.02, 0)]
     assert choose(model, variables, img, None, 0.02) == (
         0,
         candidate_placements(model, 51, 33)[-1],
@@ -101,3 +101,6 @@ def test_placement_is_searched_in_the_chosen_orientation(small, monkeypatch):
     assert choose(model, variables, img, 0.01, None) == (5, None)
     assert choose(model, variables, img) == (0, None)
     assert len(searched) == 2
+    # the searches cost the image at the coarseness it will be coded with
+    assert choose(model, variables, img, None, 0.02, coarseness=2)[0] == 0
+    assert searched[-1] == ((51, 33, 3), 0.02, 2)
